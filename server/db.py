@@ -1,0 +1,66 @@
+"""The database engine of this process (Piccolo), chosen from FLOORWALKER_DATABASE_URL."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+from server.settings import Settings
+
+_engines: dict[str, Engine] = {}
+
+
+def engine_for(database_url: str) -> Engine:
+    """One engine per URL per process (Piccolo tables find it through server.piccolo_conf)."""
+    engine = _engines.get(database_url)
+    if engine is None:
+        if database_url.startswith("sqlite:///"):
+            path = database_url.removeprefix("sqlite:///")
+            # timeout: how long a writer waits for the lock before SQLite says 'database is locked'.
+            engine = SQLiteEngine(path=path, timeout=30)
+        else:
+            engine = PostgresEngine(config={"dsn": database_url.replace("postgres://", "postgresql://", 1)})
+        _engines[database_url] = engine
+    return engine
+
+
+def engine() -> Engine:
+    from piccolo.engine.finder import engine_finder
+
+    found = engine_finder()
+    assert found is not None, "server.piccolo_conf defines DB"
+    return found
+
+
+def is_postgres() -> bool:
+    return isinstance(engine(), PostgresEngine)
+
+
+@contextlib.asynccontextmanager
+async def transaction() -> AsyncIterator[Any]:
+    """A write transaction. On SQLite it takes the write lock up front (BEGIN IMMEDIATE), so two
+    writers queue instead of failing half-way with 'database is locked'."""
+    eng = engine()
+    if isinstance(eng, SQLiteEngine):
+        async with eng.transaction(transaction_type=TransactionType.immediate) as txn:
+            yield txn
+    else:
+        async with eng.transaction() as txn:
+            yield txn
+
+
+async def start(settings: Settings) -> None:
+    eng = engine()
+    if isinstance(eng, PostgresEngine):
+        await eng.start_connection_pool(min_size=1, max_size=settings.db_pool_size)
+
+
+async def stop() -> None:
+    eng = engine()
+    if isinstance(eng, PostgresEngine):
+        await eng.close_connection_pool()

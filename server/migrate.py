@@ -1,0 +1,25 @@
+"""Bring the database schema up to date (the one Piccolo migration set, both engines)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sqlite3
+
+from server.settings import Settings
+
+
+async def migrate(settings: Settings, *, quiet: bool = True) -> None:
+    if settings.is_sqlite:
+        path = settings.sqlite_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # WAL lets readers go on while one writer commits; the mode sticks to the file.
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out) if quiet else contextlib.nullcontext():
+        result = await run_forwards(app_name="floorwalker")
+    if not result.success:
+        raise RuntimeError(f"migration failed: {result.message}\n{out.getvalue()}")

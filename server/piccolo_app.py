@@ -1,0 +1,47 @@
+"""The Piccolo app that owns every table and the one migration set (SQLite and PostgreSQL)."""
+
+import os
+
+from piccolo.conf.apps import AppConfig
+
+from server.auth.tables import LoginAttempt, RefreshToken, User
+from server.catalog.tables import Category, Product
+from server.complaints.tables import Complaint
+from server.customers.tables import Customer, CustomerIdentity, CustomerPhone, CustomerTag
+from server.interactions.tables import Interaction
+from server.opportunities.tables import Opportunity, PipelineStage, StageHistory
+from server.orders.tables import Order, OrderLine
+from server.stores.tables import Region, Store
+from server.sync.tables import ScopeVersion
+from server.tasks.tables import Task
+
+TABLES = [
+    ScopeVersion,
+    Region,
+    Store,
+    User,
+    RefreshToken,
+    LoginAttempt,
+    Category,
+    Product,
+    Customer,
+    CustomerPhone,
+    CustomerTag,
+    CustomerIdentity,
+    Order,
+    OrderLine,
+    Interaction,
+    PipelineStage,
+    Opportunity,
+    StageHistory,
+    Task,
+    Complaint,
+]
+
+APP_CONFIG = AppConfig(
+    app_name="floorwalker",
+    migrations_folder_path=os.path.join(os.path.dirname(__file__), "migrations"),
+    table_classes=TABLES,
+    migration_dependencies=[],
+    commands=[],
+)

@@ -1,0 +1,1 @@
+"""Code both the server and the phone app import: wire structs, enums, ids."""

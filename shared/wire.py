@@ -1,0 +1,310 @@
+"""Wire structs (msgspec) for the HTTP API. New fields get defaults; a field never changes type.
+
+Write structs (the ones a client sends) forbid unknown fields, so a misspelt or server-owned
+field (id, store, owner, timestamps) is refused with its name instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Annotated
+
+import msgspec
+
+from shared.enums import (
+    ComplaintCategory,
+    ComplaintStatus,
+    Gender,
+    IdentityKind,
+    InteractionChannel,
+    InteractionKind,
+    OrderChannel,
+    PaymentMethod,
+    PhoneKind,
+    Role,
+    StageKind,
+    TaskKind,
+    TaskSource,
+    TaskStatus,
+    ValueTier,
+)
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+LongText = Annotated[str, msgspec.Meta(max_length=4000)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class Write(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every struct a client sends."""
+
+
+class Read(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """Base of every struct the server sends."""
+
+
+# --- auth -------------------------------------------------------------------------------------
+
+
+class LoginRequest(Write):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+
+
+class RefreshRequest(Write):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class LogoutRequest(Write):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class UserOut(Read):
+    id: uuid.UUID
+    username: str
+    display_name: str
+    role: Role
+    store_id: uuid.UUID | None
+    region_id: uuid.UUID | None
+    language: str
+    store_ids: list[uuid.UUID] = []  # the stores this user may see (empty for admin: all)
+
+
+class TokenPair(Read):
+    access_token: str
+    refresh_token: str
+    token_type: str = "Bearer"
+    expires_in: int  # seconds the access token lives
+    user: UserOut
+
+
+class StoreOut(Read):
+    id: uuid.UUID
+    code: str
+    name: str
+    city: str
+    region_id: uuid.UUID
+    time_zone: str
+    opening_hours: dict[str, list[list[str]]]
+
+
+# --- customers --------------------------------------------------------------------------------
+
+
+class CustomerSummary(Read):
+    id: uuid.UUID
+    name: str
+    phone: str | None  # the primary phone, masked unless the caller may see it in full
+    store_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    tags: list[str] = []
+
+
+class CustomerPage(Read):
+    items: list[CustomerSummary]
+    next_cursor: str | None
+
+
+class PhoneOut(Read):
+    id: uuid.UUID
+    number: str
+    kind: PhoneKind
+    is_primary: bool
+
+
+class IdentityOut(Read):
+    kind: IdentityKind
+    value: str
+
+
+class CustomerProfile(Read):
+    id: uuid.UUID
+    name: str
+    gender: Gender | None
+    birthday: dt.date | None
+    email: str | None
+    province: str
+    city: str
+    district: str
+    address: str
+    consents: dict[str, bool]
+    store_id: uuid.UUID
+    store_code: str
+    owner_id: uuid.UUID | None
+    owner_name: str | None
+    created_at: dt.datetime
+
+
+class OrderLineOut(Read):
+    product_id: uuid.UUID | None
+    product_name: str
+    category: str
+    quantity: int
+    unit_price: Decimal
+    amount: Decimal
+
+
+class OrderOut(Read):
+    id: uuid.UUID
+    channel: OrderChannel
+    ordered_at: dt.datetime
+    amount: Decimal
+    payment_method: PaymentMethod
+    sold_by_store_code: str | None
+    lines: list[OrderLineOut] = []
+
+
+class InteractionOut(Read):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    kind: InteractionKind
+    channel: InteractionChannel
+    occurred_at: dt.datetime
+    duration_seconds: int | None
+    body: str
+    user_id: uuid.UUID | None
+    product_name: str | None = None
+    category: str | None = None
+
+
+class StageOut(Read):
+    code: str
+    name_zh: str
+    name_en: str
+    position: int
+    kind: StageKind
+    probability: int
+    idle_days: int | None
+
+
+class StageHistoryOut(Read):
+    stage: str
+    entered_at: dt.datetime
+    left_at: dt.datetime | None
+    moved_by: uuid.UUID | None
+
+
+class OpportunityOut(Read):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    customer_name: str
+    store_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    title: str
+    stage: str
+    stage_kind: StageKind
+    amount: Decimal
+    expected_close_date: dt.date | None
+    contract_end_date: dt.date | None
+    stage_entered_at: dt.datetime
+    lost_reason: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    history: list[StageHistoryOut] = []
+
+
+class TaskOut(Read):
+    id: uuid.UUID
+    kind: TaskKind
+    title: str
+    notes: str
+    due_at: dt.datetime
+    status: TaskStatus
+    source: TaskSource
+    store_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    customer_id: uuid.UUID | None
+    customer_name: str | None
+    opportunity_id: uuid.UUID | None
+    completed_at: dt.datetime | None
+    overdue: bool
+
+
+class ComplaintOut(Read):
+    id: uuid.UUID
+    category: ComplaintCategory
+    status: ComplaintStatus
+    description: str
+    opened_at: dt.datetime
+    history_retrieved_at: dt.datetime | None
+    first_response_at: dt.datetime | None
+    solved_at: dt.datetime | None
+    callback_at: dt.datetime | None
+    satisfaction: int | None
+
+
+class CustomerValue(Read):
+    tier: ValueTier
+    amount_12m: Decimal
+    amount_total: Decimal
+    order_count: int
+    last_order_at: dt.datetime | None
+    store_amount: Decimal  # bought in a store
+    online_amount: Decimal  # bought online or in the mini-program
+
+
+class CustomerCard(Read):
+    profile: CustomerProfile
+    phones: list[PhoneOut]
+    identities: list[IdentityOut]
+    tags: list[str]
+    value: CustomerValue
+    orders: list[OrderOut]
+    interactions: list[InteractionOut]
+    opportunities: list[OpportunityOut]
+    tasks: list[TaskOut]
+    complaints: list[ComplaintOut]
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+class OpportunityCreate(Write):
+    customer_id: uuid.UUID
+    title: Text
+    amount: Decimal = Decimal("0")
+    stage: str | None = None  # a stage code; the pipeline's first stage when absent
+    expected_close_date: dt.date | None = None
+    contract_end_date: dt.date | None = None
+
+
+class OpportunityUpdate(Write):
+    """Only the fields present change; send null to clear a date."""
+
+    title: Text | msgspec.UnsetType = msgspec.UNSET
+    amount: Decimal | msgspec.UnsetType = msgspec.UNSET
+    expected_close_date: dt.date | None | msgspec.UnsetType = msgspec.UNSET
+    contract_end_date: dt.date | None | msgspec.UnsetType = msgspec.UNSET
+
+
+class StageMove(Write):
+    stage: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+    lost_reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+
+
+class TaskCreate(Write):
+    title: Text
+    kind: TaskKind = TaskKind.FOLLOW_UP
+    due_at: dt.datetime
+    notes: LongText = ""
+    customer_id: uuid.UUID | None = None
+    opportunity_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None  # defaults to the caller
+
+
+class TaskSnooze(Write):
+    until: dt.datetime
+
+
+class TaskReassign(Write):
+    owner_id: uuid.UUID
+
+
+class InteractionCreate(Write):
+    customer_id: uuid.UUID
+    kind: InteractionKind
+    channel: InteractionChannel | None = None  # store for a visit, phone for a call
+    occurred_at: dt.datetime | None = None  # defaults to now
+    duration_seconds: Annotated[int, msgspec.Meta(ge=0, le=86_400)] | None = None
+    body: LongText = ""
