@@ -54,7 +54,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 try:
                     values[field.name] = int(raw)
                 except ValueError:
-                    raise SettingsError(f"FLOORWALKER_{field.name.upper()} must be a whole number, got {raw!r}") from None
+                    raise SettingsError(
+                        f"FLOORWALKER_{field.name.upper()} must be a whole number, got {raw!r}"
+                    ) from None
             else:
                 values[field.name] = raw
         settings = cls(**values)
@@ -79,7 +81,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             )
         if not (1 <= self.access_token_minutes <= 15):
             raise SettingsError("FLOORWALKER_ACCESS_TOKEN_MINUTES must be between 1 and 15")
-        if not (self.database_url.startswith("sqlite:///") or self.database_url.startswith(("postgresql://", "postgres://"))):
+        if not (
+            self.database_url.startswith("sqlite:///") or self.database_url.startswith(("postgresql://", "postgres://"))
+        ):
             raise SettingsError(
                 f"FLOORWALKER_DATABASE_URL must start with sqlite:/// or postgresql://, got {self.database_url!r}"
             )

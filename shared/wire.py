@@ -74,9 +74,9 @@ class UserOut(Read):
 class TokenPair(Read):
     access_token: str
     refresh_token: str
-    token_type: str = "Bearer"
     expires_in: int  # seconds the access token lives
     user: UserOut
+    token_type: str = "Bearer"
 
 
 class StoreOut(Read):
@@ -204,6 +204,11 @@ class OpportunityOut(Read):
     history: list[StageHistoryOut] = []
 
 
+class OpportunityPage(Read):
+    items: list[OpportunityOut]
+    next_cursor: uuid.UUID | None
+
+
 class TaskOut(Read):
     id: uuid.UUID
     kind: TaskKind
@@ -219,6 +224,11 @@ class TaskOut(Read):
     opportunity_id: uuid.UUID | None
     completed_at: dt.datetime | None
     overdue: bool
+
+
+class TaskPage(Read):
+    items: list[TaskOut]
+    next_cursor: str | None
 
 
 class ComplaintOut(Read):
@@ -274,8 +284,8 @@ class OpportunityUpdate(Write):
 
     title: Text | msgspec.UnsetType = msgspec.UNSET
     amount: Decimal | msgspec.UnsetType = msgspec.UNSET
-    expected_close_date: dt.date | None | msgspec.UnsetType = msgspec.UNSET
-    contract_end_date: dt.date | None | msgspec.UnsetType = msgspec.UNSET
+    expected_close_date: dt.date | msgspec.UnsetType | None = msgspec.UNSET
+    contract_end_date: dt.date | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class StageMove(Write):
@@ -285,8 +295,8 @@ class StageMove(Write):
 
 class TaskCreate(Write):
     title: Text
-    kind: TaskKind = TaskKind.FOLLOW_UP
     due_at: dt.datetime
+    kind: TaskKind = TaskKind.FOLLOW_UP
     notes: LongText = ""
     customer_id: uuid.UUID | None = None
     opportunity_id: uuid.UUID | None = None

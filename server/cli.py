@@ -1,0 +1,197 @@
+"""The `floorwalker` command line: serve, worker, app, migrate, seed, run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+os.environ.setdefault("PICCOLO_CONF", "server.piccolo_conf")
+
+from server.settings import Settings, SettingsError
+
+DEMO_LOGINS = [
+    ("admin", "管理员 admin"),
+    ("region.north", "区域经理 regional manager, north"),
+    ("manager.bjcy", "店长 store manager, BJ-CY 北京朝阳"),
+    ("rep.bjcy", "导购 rep, BJ-CY"),
+    ("rep2.bjcy", "导购 rep, BJ-CY"),
+    ("rep.shpd", "导购 rep, SH-PD 上海浦东"),
+]
+DEMO_PASSWORD = "floorwalker"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="floorwalker", description="Floorwalker: sales force app for retail chains")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the API (on SQLite it also runs the scheduler)")
+    serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    sub.add_parser("worker", help="run the scheduler; one of several workers leads at a time")
+    app = sub.add_parser("app", help="run the Flet client")
+    app.add_argument("--web", action="store_true", help="serve it to a browser on 127.0.0.1")
+    app.add_argument("--host", default=None)
+    app.add_argument("--port", type=int, default=None, help="port (default 8550)")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    seed = sub.add_parser("seed", help="load data")
+    seed.add_argument("--demo", action="store_true", required=True, help="the demo chain of REQUIREMENTS.md")
+    seed.add_argument("--customers", type=_positive, default=None, help="number of customers (default about 600)")
+    seed.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run = sub.add_parser("run", help="everything on one machine: migrate, demo data, API, scheduler")
+    run.add_argument("--host", default=None)
+    run.add_argument("--port", type=int, default=None)
+    return parser
+
+
+async def _migrate(settings: Settings) -> None:
+    from server.migrate import migrate
+
+    await migrate(settings)
+
+
+async def _seed(settings: Settings, customers: int | None, progress: bool) -> int:
+    from server import seed
+
+    await _migrate(settings)
+    if not await seed.database_is_empty():
+        print(
+            "floorwalker seed: the database already holds data; seed --demo only fills an empty database "
+            f"({settings.database_url})",
+            file=sys.stderr,
+        )
+        return 1
+    counts = await seed.seed_demo(customers=customers, progress=progress)
+    print("seeded: " + ", ".join(f"{name} {n}" for name, n in counts.items()))
+    return 0
+
+
+async def _serve(settings: Settings, *, host: str, port: int, scheduler: bool, banner: bool) -> None:
+    import uvicorn
+
+    from server.app import create_app
+    from server.scheduler import run_as_leader
+
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info", lifespan="on")
+    server = uvicorn.Server(config)
+    stop = asyncio.Event()
+    tasks = []
+    if scheduler:
+        tasks.append(asyncio.create_task(run_as_leader(settings, stop)))
+
+    async def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            await asyncio.sleep(0.05)
+        if banner:
+            _print_banner(settings, host, port)
+
+    tasks.append(asyncio.create_task(announce()))
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _print_banner(settings: Settings, host: str, port: int) -> None:
+    url = f"http://{host}:{port}"
+    lines = [
+        "",
+        "Floorwalker is running.",
+        f"  API        {url}   (health {url}/health, OpenAPI {url}/schema/openapi.json)",
+        f"  database   {settings.database_url}",
+        "  scheduler  running in this process",
+        "  web client not yet part of this build: the Flet app arrives with its own issue; the API serves alone",
+        "",
+        f"Demo logins (password '{DEMO_PASSWORD}'):",
+        *(f"  {name:<14} {what}" for name, what in DEMO_LOGINS),
+        "",
+        "Try:",
+        f"  curl -s {url}/api/auth/login -H 'content-type: application/json' "
+        f'-d \'{{"username": "rep.bjcy", "password": "{DEMO_PASSWORD}"}}\'',
+        "",
+        "Stop with Ctrl+C.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+async def _run(settings: Settings, host: str, port: int) -> int:
+    from server import seed
+
+    print(f"migrating {settings.database_url} ...", flush=True)
+    await _migrate(settings)
+    if await seed.database_is_empty():
+        print("empty database: loading the demo chain ...", flush=True)
+        await seed.seed_demo(progress=sys.stdout.isatty())
+    await _serve(settings, host=host, port=port, scheduler=True, banner=True)
+    return 0
+
+
+async def _worker(settings: Settings) -> int:
+    import signal
+
+    from server import db
+    from server.scheduler import run_as_leader
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await db.start(settings)
+    try:
+        await run_as_leader(settings, stop)
+    finally:
+        await db.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"floorwalker: {exc}", file=sys.stderr)
+        return 2
+    host = getattr(args, "host", None) or settings.host
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings))
+        print(f"schema up to date ({settings.database_url})")
+        return 0
+    if args.command == "seed":
+        return asyncio.run(_seed(settings, args.customers, not args.no_progress))
+    if args.command == "serve":
+        asyncio.run(
+            _serve(settings, host=host, port=args.port or settings.api_port, scheduler=settings.is_sqlite, banner=False)
+        )
+        return 0
+    if args.command == "worker":
+        return asyncio.run(_worker(settings))
+    if args.command == "run":
+        return asyncio.run(_run(settings, host, args.port or settings.api_port))
+    if args.command == "app":
+        print(
+            "floorwalker app: the Flet client is not part of this build yet (it arrives with the phone-app issue); "
+            "the API runs with `floorwalker serve`.",
+            file=sys.stderr,
+        )
+        return 2
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""Customers: scoped search with keyset pages, and the 360° card in one call."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+import uuid
+from decimal import Decimal
+
+from server.auth.scope import Caller
+from server.complaints import service as complaints
+from server.customers.tables import Customer
+from server.errors import Invalid, NotFound
+from server.interactions import service as interactions
+from server.opportunities import service as opportunities
+from server.orders.tables import Order
+from server.tasks import service as tasks
+from server.values import as_date, as_uuid, json_obj, like_pattern, money, utc
+from shared.enums import Gender, IdentityKind, OrderChannel, PaymentMethod, PhoneKind, ValueTier
+from shared.phones import mask
+from shared.wire import (
+    CustomerCard,
+    CustomerPage,
+    CustomerProfile,
+    CustomerSummary,
+    CustomerValue,
+    IdentityOut,
+    OrderLineOut,
+    OrderOut,
+    PhoneOut,
+)
+
+HIGH_VALUE_12M = Decimal("5000")  # REQUIREMENTS §7: high-value = more than 5,000 a year
+CARD_ORDERS = 20
+
+_PRIMARY_PHONE = (
+    "(SELECT p.number FROM customer_phones p WHERE p.customer_id = c.id AND p.deleted = false "
+    "ORDER BY p.is_primary DESC, p.created_at LIMIT 1)"
+)
+
+
+def encode_cursor(*values: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps([str(v) for v in values]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, parts: int) -> list[str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(values, list) or len(values) != parts or not all(isinstance(v, str) for v in values):
+            raise ValueError
+        return values
+    except ValueError:
+        raise Invalid("cursor is not valid; pass back the next_cursor of the previous page", field="cursor") from None
+
+
+async def load_customer_scope(*, caller: Caller, customer_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """The customer's (store id, owner id), or NotFound when absent or outside the caller's scope."""
+    row = await (
+        Customer.select(Customer.store_id, Customer.owner_id)
+        .where((Customer.id == customer_id) & Customer.deleted.eq(False))
+        .first()
+    )
+    if row is None or not caller.sees(row["store_id"]):
+        raise NotFound(f"customer {customer_id} not found")
+    return as_uuid(row["store_id"]), as_uuid(row["owner_id"])
+
+
+async def search(*, caller: Caller, q: str, limit: int, cursor: str | None) -> CustomerPage:
+    """Customers in scope whose name contains ``q`` or one of whose phones contains its digits,
+    ordered by name, one keyset page at a time."""
+    params: list[object] = []
+    where = ["c.deleted = false", caller.store_filter("c.store_id", params)]
+    q = q.strip()
+    if q:
+        digits = re.sub(r"[\s\-()+]", "", q)
+        if digits.isdigit() and len(digits) >= 3:
+            where.append(
+                "c.id IN (SELECT p.customer_id FROM customer_phones p "
+                "WHERE p.digits LIKE {} ESCAPE '\\' AND p.deleted = false)"
+            )
+            params.append(like_pattern(digits))
+        else:
+            where.append("lower(c.name) LIKE {} ESCAPE '\\'")
+            params.append(like_pattern(q.lower()))
+    if cursor:
+        name, last_id = decode_cursor(cursor, 2)
+        try:
+            last_uuid = uuid.UUID(last_id)
+        except ValueError:
+            raise Invalid("cursor is not valid", field="cursor") from None
+        where.append("(c.name > {} OR (c.name = {} AND c.id > {}))")
+        params.extend([name, name, last_uuid])
+    params.append(limit + 1)
+    rows = await Customer.raw(
+        f"SELECT c.id, c.name, c.store_id, c.owner_id, {_PRIMARY_PHONE} AS phone FROM customers c "
+        f"WHERE {' AND '.join(where)} ORDER BY c.name, c.id LIMIT {{}}",
+        *params,
+    )
+    page = rows[:limit]
+    tags = await _tags_of([r["id"] for r in page])
+    items = [
+        CustomerSummary(
+            id=as_uuid(r["id"]),
+            name=r["name"],
+            phone=r["phone"] if caller.sees_full_phones else mask(r["phone"]),
+            store_id=as_uuid(r["store_id"]),
+            owner_id=as_uuid(r["owner_id"]),
+            tags=tags.get(as_uuid(r["id"]), []),
+        )
+        for r in page
+    ]
+    next_cursor = encode_cursor(page[-1]["name"], page[-1]["id"]) if len(rows) > limit else None
+    return CustomerPage(items=items, next_cursor=next_cursor)
+
+
+async def _tags_of(customer_ids: list) -> dict[uuid.UUID, list[str]]:
+    if not customer_ids:
+        return {}
+    rows = await Customer.raw(
+        f"SELECT customer_id, tag FROM customer_tags WHERE deleted = false AND customer_id IN "
+        f"({', '.join('{}' for _ in customer_ids)}) ORDER BY created_at, tag",
+        *customer_ids,
+    )
+    out: dict[uuid.UUID, list[str]] = {}
+    for r in rows:
+        out.setdefault(as_uuid(r["customer_id"]), []).append(r["tag"])
+    return out
+
+
+async def card(*, caller: Caller, customer_id: uuid.UUID, now: dt.datetime | None = None) -> CustomerCard:
+    """Everything the chain knows about one person, in one call."""
+    now = now or dt.datetime.now(dt.UTC)
+    rows = await Customer.raw(
+        "SELECT c.id, c.name, c.gender, c.birthday, c.email, c.province, c.city, c.district, c.address, "
+        "c.consents, c.store_id, c.owner_id, c.created_at, s.code AS store_code, u.display_name AS owner_name "
+        "FROM customers c JOIN stores s ON s.id = c.store_id LEFT JOIN users u ON u.id = c.owner_id "
+        "WHERE c.id = {} AND c.deleted = false",
+        customer_id,
+    )
+    if not rows or not caller.sees(rows[0]["store_id"]):
+        raise NotFound(f"customer {customer_id} not found")
+    c = rows[0]
+    phones = await Customer.raw(
+        "SELECT id, number, kind, is_primary FROM customer_phones WHERE customer_id = {} AND deleted = false "
+        "ORDER BY is_primary DESC, created_at",
+        customer_id,
+    )
+    identities = await Customer.raw(
+        "SELECT kind, value FROM customer_identities WHERE customer_id = {} AND deleted = false ORDER BY kind",
+        customer_id,
+    )
+    profile = CustomerProfile(
+        id=as_uuid(c["id"]),
+        name=c["name"],
+        gender=Gender(c["gender"]) if c["gender"] else None,
+        birthday=as_date(c["birthday"]),
+        email=c["email"],
+        province=c["province"],
+        city=c["city"],
+        district=c["district"],
+        address=c["address"] if caller.sees_full_phones else "",
+        consents=json_obj(c["consents"]),
+        store_id=as_uuid(c["store_id"]),
+        store_code=c["store_code"],
+        owner_id=as_uuid(c["owner_id"]),
+        owner_name=c["owner_name"],
+        created_at=utc(c["created_at"]),
+    )
+    return CustomerCard(
+        profile=profile,
+        phones=[
+            PhoneOut(
+                id=as_uuid(p["id"]),
+                number=p["number"] if caller.sees_full_phones else mask(p["number"]),
+                kind=PhoneKind(p["kind"]),
+                is_primary=bool(p["is_primary"]),
+            )
+            for p in phones
+        ],
+        identities=[IdentityOut(kind=IdentityKind(i["kind"]), value=i["value"]) for i in identities],
+        tags=(await _tags_of([customer_id])).get(customer_id, []),
+        value=await _value(customer_id, now),
+        orders=await _orders(customer_id),
+        interactions=await interactions.for_customer(customer_id=customer_id),
+        opportunities=await opportunities.for_customer(customer_id=customer_id),
+        tasks=await tasks.for_customer(customer_id=customer_id),
+        complaints=await complaints.for_customer(customer_id=customer_id),
+    )
+
+
+async def _value(customer_id: uuid.UUID, now: dt.datetime) -> CustomerValue:
+    rows = await Order.raw(
+        "SELECT count(*) AS n, sum(amount) AS total, "
+        "sum(CASE WHEN ordered_at >= {} THEN amount ELSE 0 END) AS last_12m, "
+        "sum(CASE WHEN channel = 'store' THEN amount ELSE 0 END) AS in_store, "
+        "max(ordered_at) AS last_order_at "
+        "FROM orders WHERE customer_id = {} AND deleted = false",
+        now - dt.timedelta(days=365),
+        customer_id,
+    )
+    r = rows[0]
+    total, last_12m, in_store = money(r["total"]), money(r["last_12m"]), money(r["in_store"])
+    if not r["n"]:
+        tier = ValueTier.NEW
+    elif last_12m > HIGH_VALUE_12M:
+        tier = ValueTier.HIGH
+    else:
+        tier = ValueTier.REGULAR
+    return CustomerValue(
+        tier=tier,
+        amount_12m=last_12m,
+        amount_total=total,
+        order_count=int(r["n"] or 0),
+        last_order_at=utc(r["last_order_at"]),
+        store_amount=in_store,
+        online_amount=total - in_store,
+    )
+
+
+async def _orders(customer_id: uuid.UUID) -> list[OrderOut]:
+    orders = await Order.raw(
+        "SELECT o.id, o.channel, o.ordered_at, o.amount, o.payment_method, s.code AS sold_by "
+        "FROM orders o LEFT JOIN stores s ON s.id = o.sold_by_store_id "
+        "WHERE o.customer_id = {} AND o.deleted = false ORDER BY o.ordered_at DESC LIMIT {}",
+        customer_id,
+        CARD_ORDERS,
+    )
+    if not orders:
+        return []
+    ids = [o["id"] for o in orders]
+    lines = await Order.raw(
+        "SELECT l.order_id, l.product_id, l.product_name, g.code AS category, l.quantity, l.unit_price, l.amount "
+        "FROM order_lines l LEFT JOIN categories g ON g.id = l.category_id "
+        f"WHERE l.deleted = false AND l.order_id IN ({', '.join('{}' for _ in ids)}) ORDER BY l.id",
+        *ids,
+    )
+    by_order: dict[uuid.UUID, list[OrderLineOut]] = {}
+    for line in lines:
+        by_order.setdefault(as_uuid(line["order_id"]), []).append(
+            OrderLineOut(
+                product_id=as_uuid(line["product_id"]),
+                product_name=line["product_name"],
+                category=line["category"] or "",
+                quantity=line["quantity"],
+                unit_price=money(line["unit_price"]),
+                amount=money(line["amount"]),
+            )
+        )
+    return [
+        OrderOut(
+            id=as_uuid(o["id"]),
+            channel=OrderChannel(o["channel"]),
+            ordered_at=utc(o["ordered_at"]),
+            amount=money(o["amount"]),
+            payment_method=PaymentMethod(o["payment_method"]),
+            sold_by_store_code=o["sold_by"],
+            lines=by_order.get(as_uuid(o["id"]), []),
+        )
+        for o in orders
+    ]

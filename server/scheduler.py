@@ -1,0 +1,129 @@
+"""The scheduler (APScheduler 3.11) and its leader election: exactly one process runs jobs.
+
+PostgreSQL: a session advisory lock held on a dedicated, non-pooled connection; the scheduler
+starts paused, resumes while the lock is held, and pauses when the connection is lost.
+SQLite (one machine): an exclusive lock on a file beside the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from server.settings import Settings
+
+log = logging.getLogger("floorwalker.scheduler")
+
+LOCK_KEY = 0x466C6F6F72  # "Floor": the advisory lock id every Floorwalker worker competes for
+POLL_SECONDS = 2.0
+
+# Job defaults, chosen on purpose:
+# - misfire_grace_time 300 s: a job late by up to five minutes (busy loop, leader change) still
+#   runs; APScheduler's default of 1 s would silently skip it.
+# - coalesce: after downtime, a job that missed several runs runs once, not once per miss; the
+#   sweeps are set-based and catch up in one run.
+# - max_instances 1: a slow sweep is never overlapped by its next run.
+JOB_DEFAULTS = {"misfire_grace_time": 300, "coalesce": True, "max_instances": 1}
+
+# (job id, "module:function", interval seconds). Every reference is importable by name.
+JOBS = [("auth.purge_expired_sessions", "server.auth.jobs:purge_expired_sessions", 3600)]
+
+
+def build_scheduler() -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(job_defaults=JOB_DEFAULTS, timezone="UTC")
+    for job_id, ref, seconds in JOBS:
+        scheduler.add_job(ref, "interval", seconds=seconds, id=job_id, replace_existing=True)
+    return scheduler
+
+
+class _FileLock:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    async def try_acquire(self) -> bool:
+        if self.fd is not None:
+            return True
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    async def still_held(self) -> bool:
+        return self.fd is not None
+
+    async def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class _AdvisoryLock:
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.conn = None
+
+    async def try_acquire(self) -> bool:
+        import asyncpg
+
+        if self.conn is None or self.conn.is_closed():
+            self.conn = await asyncpg.connect(self.dsn, timeout=5)
+        return bool(await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY))
+
+    async def still_held(self) -> bool:
+        if self.conn is None or self.conn.is_closed():
+            return False
+        try:
+            await asyncio.wait_for(self.conn.fetchval("SELECT 1"), timeout=5)
+            return True
+        except Exception:  # any failure (closed socket, timeout, server gone): the session is lost
+            return False
+
+    async def release(self) -> None:
+        if self.conn is not None and not self.conn.is_closed():
+            with contextlib.suppress(Exception):
+                await self.conn.close()
+        self.conn = None
+
+
+async def run_as_leader(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the scheduler whenever this process holds leadership, until ``stop`` is set."""
+    lock = (
+        _FileLock(settings.sqlite_path.with_suffix(".scheduler.lock"))
+        if settings.is_sqlite
+        else _AdvisoryLock(settings.database_url.replace("postgres://", "postgresql://", 1))
+    )
+    scheduler = build_scheduler()
+    scheduler.start(paused=True)
+    leading = False
+    try:
+        while not stop.is_set():
+            try:
+                held = await lock.still_held() if leading else await lock.try_acquire()
+            except OSError as exc:
+                log.warning("scheduler: cannot reach the database for the leader lock: %s", exc)
+                held = False
+            if held and not leading:
+                log.info("scheduler: leader now, running jobs")
+                scheduler.resume()
+                leading = True
+            elif not held and leading:
+                log.warning("scheduler: lost the leader lock, pausing")
+                scheduler.pause()
+                await lock.release()
+                leading = False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
+    finally:
+        scheduler.shutdown(wait=False)
+        await lock.release()

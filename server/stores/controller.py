@@ -1,0 +1,18 @@
+"""HTTP: the stores the caller may see."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+
+from server.auth.scope import Caller
+from server.stores import service
+from shared.wire import StoreOut
+
+
+class StoreController(Controller):
+    path = "/api/stores"
+    tags = ["stores"]
+
+    @get("/")
+    async def list_stores(self, caller: Caller) -> list[StoreOut]:
+        return await service.list_stores(caller=caller)

@@ -1,0 +1,60 @@
+"""HTTP: tasks — list by view, create, complete, snooze, reassign."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK
+
+from server.auth.scope import Caller
+from server.customers.service import decode_cursor, encode_cursor
+from server.errors import Invalid
+from server.tasks import service
+from shared.wire import TaskCreate, TaskOut, TaskPage, TaskReassign, TaskSnooze
+
+
+class TaskController(Controller):
+    path = "/api/tasks"
+    tags = ["tasks"]
+
+    @get("/")
+    async def list_tasks(
+        self,
+        caller: Caller,
+        view: Annotated[str, Parameter(max_length=20, description="mine | today | overdue | store")] = "mine",
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+    ) -> TaskPage:
+        after = None
+        if cursor:
+            due, task_id = decode_cursor(cursor, 2)
+            try:
+                after = (dt.datetime.fromisoformat(due), uuid.UUID(task_id))
+            except ValueError:
+                raise Invalid("cursor is not valid", field="cursor") from None
+        items, next_after = await service.list_tasks(caller=caller, view=view, limit=limit, cursor=after)
+        return TaskPage(items=items, next_cursor=encode_cursor(*next_after) if next_after else None)
+
+    @post("/")
+    async def create(self, caller: Caller, data: TaskCreate) -> TaskOut:
+        return await service.create(caller=caller, data=data)
+
+    @get("/{task_id:uuid}")
+    async def get_one(self, caller: Caller, task_id: uuid.UUID) -> TaskOut:
+        return await service.get(caller=caller, task_id=task_id)
+
+    @post("/{task_id:uuid}/complete", status_code=HTTP_200_OK)
+    async def complete(self, caller: Caller, task_id: uuid.UUID) -> TaskOut:
+        return await service.complete(caller=caller, task_id=task_id)
+
+    @post("/{task_id:uuid}/snooze", status_code=HTTP_200_OK)
+    async def snooze(self, caller: Caller, task_id: uuid.UUID, data: TaskSnooze) -> TaskOut:
+        return await service.snooze(caller=caller, task_id=task_id, until=data.until)
+
+    @post("/{task_id:uuid}/reassign", status_code=HTTP_200_OK)
+    async def reassign(self, caller: Caller, task_id: uuid.UUID, data: TaskReassign) -> TaskOut:
+        return await service.reassign(caller=caller, task_id=task_id, owner_id=data.owner_id)
