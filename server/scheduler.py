@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -96,8 +97,12 @@ class _AdvisoryLock:
         self.conn = None
 
 
-async def run_as_leader(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the scheduler whenever this process holds leadership, until ``stop`` is set."""
+async def run_as_leader(
+    settings: Settings, stop: asyncio.Event, on_change: Callable[[bool], None] | None = None
+) -> None:
+    """Run the scheduler whenever this process holds leadership, until ``stop`` is set.
+
+    ``on_change(leading)`` is told each time leadership is gained or lost."""
     lock = (
         _FileLock(settings.sqlite_path.with_suffix(".scheduler.lock"))
         if settings.is_sqlite
@@ -117,11 +122,15 @@ async def run_as_leader(settings: Settings, stop: asyncio.Event) -> None:
                 log.info("scheduler: leader now, running jobs")
                 scheduler.resume()
                 leading = True
+                if on_change:
+                    on_change(True)
             elif not held and leading:
                 log.warning("scheduler: lost the leader lock, pausing")
                 scheduler.pause()
                 await lock.release()
                 leading = False
+                if on_change:
+                    on_change(False)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
     finally:

@@ -1,0 +1,125 @@
+"""Test session: a fresh database (SQLite file or PostgreSQL database), migrated and seeded with
+the demo chain, and the real app behind an in-process HTTP client.
+
+FLOORWALKER_TEST_DB=sqlite (default) or postgres picks the engine; the test command runs both.
+Without a reachable PostgreSQL the postgres run skips with the reason, except under CI=true,
+where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+BACKEND = os.environ.get("FLOORWALKER_TEST_DB", "sqlite")
+PG_ADMIN_URL = os.environ.get("FLOORWALKER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TMP = Path(tempfile.mkdtemp(prefix="floorwalker-tests-"))
+PG_SKIP_REASON = ""
+
+
+def _pg(sql: str) -> None:
+    subprocess.run(["psql", PG_ADMIN_URL, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True)
+
+
+if BACKEND == "postgres":
+    test_db = f"floorwalker_test_{os.getpid()}"
+    try:
+        _pg(f"DROP DATABASE IF EXISTS {test_db}")
+        _pg(f"CREATE DATABASE {test_db}")
+        DATABASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{test_db}"
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = exc.stderr.decode() if isinstance(exc, subprocess.CalledProcessError) else str(exc)
+        if IN_CI:
+            raise RuntimeError(f"CI=true needs PostgreSQL at {PG_ADMIN_URL}: {detail}") from exc
+        PG_SKIP_REASON = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {detail.strip()}"
+        DATABASE_URL = f"sqlite:///{TMP}/unused.sqlite3"
+else:
+    DATABASE_URL = f"sqlite:///{TMP}/test.sqlite3"
+
+os.environ["FLOORWALKER_DATABASE_URL"] = DATABASE_URL
+os.environ["FLOORWALKER_MODE"] = "dev"
+os.environ["PICCOLO_CONF"] = "server.piccolo_conf"
+
+
+def pytest_report_header(config):
+    return f"floorwalker backend: {BACKEND} ({DATABASE_URL})"
+
+
+def pytest_collection_modifyitems(config, items):
+    if PG_SKIP_REASON:
+        for item in items:
+            item.add_marker(pytest.mark.skip(reason=PG_SKIP_REASON))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if BACKEND == "postgres" and not PG_SKIP_REASON:
+        try:
+            _pg(f"DROP DATABASE IF EXISTS floorwalker_test_{os.getpid()} WITH (FORCE)")
+        except (OSError, subprocess.CalledProcessError):
+            pass
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from server.settings import Settings
+
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+async def demo(settings):
+    """Migrate and seed the demo chain once per session; returns the seed's row counts."""
+    from server.seed import seed_demo
+
+    from server.migrate import migrate
+
+    await migrate(settings)
+    return await seed_demo(progress=False)
+
+
+@pytest.fixture(scope="session")
+async def client(settings, demo):
+    from litestar.testing import AsyncTestClient
+
+    from server.app import create_app
+
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+class Logins:
+    """Access-token headers per demo user, logged in once per session."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.cache: dict[str, dict] = {}
+
+    async def __call__(self, username: str) -> dict[str, str]:
+        if username not in self.cache:
+            response = await self.client.post("/api/auth/login", json={"username": username, "password": "floorwalker"})
+            assert response.status_code == 200, response.text
+            self.cache[username] = response.json()
+        return {"Authorization": f"Bearer {self.cache[username]['access_token']}"}
+
+    async def user(self, username: str) -> dict:
+        await self(username)
+        return self.cache[username]["user"]
+
+
+@pytest.fixture(scope="session")
+async def login(client) -> Logins:
+    return Logins(client)
+
+
+@pytest.fixture(scope="session")
+async def stores(demo) -> dict[str, uuid.UUID]:
+    """Store code → id."""
+    from server.stores.tables import Store
+
+    return {r["code"]: r["id"] for r in await Store.select(Store.code, Store.id)}

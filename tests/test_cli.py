@@ -1,0 +1,111 @@
+"""The command line as a new user meets it: `floorwalker run` on an empty database ends with the API
+answering a demo login and the customer list; seed refuses a full database; bad flags are named."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import BACKEND, PG_ADMIN_URL, TMP, _pg
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def fresh_database_url():
+    if BACKEND == "postgres":
+        name = f"floorwalker_cli_{os.getpid()}"
+        _pg(f"DROP DATABASE IF EXISTS {name}")
+        _pg(f"CREATE DATABASE {name}")
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    else:
+        path = TMP / f"cli-{time.monotonic_ns()}" / "floorwalker.sqlite3"
+        yield f"sqlite:///{path}"
+
+
+def _cli(*args, env, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args], env=env, capture_output=True, text=True, **kwargs
+    )
+
+
+def _env(database_url: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOORWALKER_")}
+    env["FLOORWALKER_DATABASE_URL"] = database_url
+    return env
+
+
+def test_run_on_an_empty_database_serves_the_demo(fresh_database_url):
+    port = _free_port()
+    env = _env(fresh_database_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "run", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            output.append(line)
+            if "Stop with Ctrl+C" in line:
+                break
+        text = "".join(output)
+        assert "Floorwalker is running." in text, text
+        assert f"http://127.0.0.1:{port}" in text
+        for login in ("admin", "region.north", "manager.bjcy", "rep.bjcy", "rep2.bjcy", "rep.shpd"):
+            assert login in text
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/health").json()["status"] == "ok"
+        tokens = httpx.post(f"{base}/api/auth/login", json={"username": "rep.bjcy", "password": "floorwalker"})
+        assert tokens.status_code == 200, tokens.text
+        headers = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+        page = httpx.get(f"{base}/api/customers", headers=headers).json()
+        assert len(page["items"]) == 50 and page["next_cursor"]
+        assert len({c["store_id"] for c in page["items"]}) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    assert proc.returncode is not None
+
+    # Second start on the same database: no second seed, and seed refuses a full database.
+    refused = _cli("seed", "--demo", env=env, timeout=120)
+    assert refused.returncode == 1
+    assert "already holds data" in refused.stderr
+
+
+def test_migrate_is_idempotent_and_bad_flags_are_named(fresh_database_url):
+    env = _env(fresh_database_url)
+    for _ in range(2):
+        result = _cli("migrate", env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+    bad = _cli("seed", "--demo", "--customers", "lots", env=env, timeout=60)
+    assert bad.returncode == 2 and "--customers" in bad.stderr
+    unsafe = _cli("migrate", env={**env, "FLOORWALKER_MODE": "production"}, timeout=60)
+    assert unsafe.returncode == 2 and "FLOORWALKER_SECRET_KEY" in unsafe.stderr
+    app = _cli("app", "--web", env=env, timeout=60)
+    assert app.returncode == 2 and "not part of this build" in app.stderr
