@@ -25,8 +25,9 @@ os.environ["FLOORWALKER_DATABASE_URL"] = f"{PG}/{DB_NAME}"
 RAW_QUERIES = [
     (
         "SELECT c.id, c.name, c.gender, c.birthday, c.email, c.province, c.city, c.district, c.address, c.consents, "
-        "c.store_id, c.owner_id, c.created_at, s.code, u.display_name FROM customers c JOIN stores s ON s.id = c.store_id "
-        "LEFT JOIN users u ON u.id = c.owner_id WHERE c.id = $1 AND c.deleted = false AND c.store_id = $2"
+        "c.store_id, c.owner_id, c.created_at, s.code, u.display_name "
+        "FROM customers c JOIN stores s ON s.id = c.store_id LEFT JOIN users u ON u.id = c.owner_id "
+        "WHERE c.id = $1 AND c.deleted = false AND c.store_id = $2"
     ),
     "SELECT id, number, kind, is_primary FROM customer_phones WHERE customer_id = $1 AND deleted = false "
     "ORDER BY is_primary DESC, created_at",

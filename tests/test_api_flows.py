@@ -4,6 +4,7 @@ the task list, log interactions — and every write takes the next number in its
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 
 from server.customers.tables import Customer, CustomerPhone
@@ -127,7 +128,7 @@ async def test_opportunity_lifecycle_writes_stage_history(client, login, stores)
     history = detail["history"]
     assert [h["stage"] for h in history] == ["initial_contact", "needs_confirmed", "proposal", "negotiation", "lost"]
     assert all(h["left_at"] for h in history[:-1]) and history[-1]["left_at"] is None
-    for earlier, later in zip(history, history[1:], strict=False):
+    for earlier, later in itertools.pairwise(history):
         assert earlier["left_at"] == later["entered_at"]
     assert await StageHistory.count().where(StageHistory.opportunity_id == opp["id"]) == 5
     stages = (await client.get("/api/pipeline/stages", headers=rep)).json()
