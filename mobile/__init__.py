@@ -1,0 +1,1 @@
+"""Floorwalker phone app (Flet). Imports only `shared/` from this repository, never `server/`."""
