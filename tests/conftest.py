@@ -85,12 +85,22 @@ async def demo(settings):
 
 @pytest.fixture(scope="session")
 async def client(settings, demo):
-    from litestar.testing import AsyncTestClient
+    """The real app over httpx's ASGI transport, in the test's own event loop (so the database
+    pool the app starts is the one the tests' own queries use), with its startup and shutdown."""
+    import httpx
 
     from server.app import create_app
 
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
+    app = create_app(settings)
+    # The app's startup and shutdown hooks, called directly: Litestar's lifespan() runs in an anyio
+    # task group that a session fixture cannot close from its teardown task.
+    for hook in app.on_startup:
+        await hook()
+    transport = httpx.ASGITransport(app=app, client=("10.9.8.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as test_client:
         yield test_client
+    for hook in app.on_shutdown:
+        await hook()
 
 
 class Logins:

@@ -56,16 +56,12 @@ async def _assert_refused(client, method, path, headers, *, status, says, **kwar
     assert await _snapshot() == before, "a refused request changed the database"
 
 
-async def test_malformed_json(client, rep):
-    await _assert_refused(
-        client,
-        "POST",
-        "/api/opportunities",
-        {**rep, "content-type": "application/json"},
-        status=400,
-        says="malformed",
-        content=b'{"customer_id": ',
-    )
+@pytest.mark.parametrize(
+    ("raw", "says"), [(b'{"customer_id": ', "truncated"), (b"{bad json}", "malformed"), (b"[1, 2", "truncated")]
+)
+async def test_malformed_json(client, rep, raw, says):
+    headers = {**rep, "content-type": "application/json"}
+    await _assert_refused(client, "POST", "/api/opportunities", headers, status=400, says=says, content=raw)
 
 
 @pytest.mark.parametrize(

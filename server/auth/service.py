@@ -162,8 +162,10 @@ async def refresh(*, refresh_token: str, settings: Settings) -> TokenPair:
             revoked = None
         if revoked is None:
             # Only one of two concurrent refreshes with the same token can win this update.
-            won = await RefreshToken.update({RefreshToken.revoked_at: now}, returning=[RefreshToken.id]).where(
-                (RefreshToken.id == stored["id"]) & RefreshToken.revoked_at.is_null()
+            won = (
+                await RefreshToken.update({RefreshToken.revoked_at: now})
+                .where((RefreshToken.id == stored["id"]) & RefreshToken.revoked_at.is_null())
+                .returning(RefreshToken.id)
             )
             if not won:
                 revoked = Unauthorized("this refresh token was revoked; log in again")

@@ -6,13 +6,13 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
-from server.auth.scope import Caller
 from server.customers import service
+from server.deps import CallerDep
 from shared.wire import CustomerCard, CustomerPage
 
-Limit = Annotated[int, Parameter(ge=1, le=200, description="page size, at most 200")]
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="page size, at most 200")]
 
 
 class CustomerController(Controller):
@@ -22,15 +22,15 @@ class CustomerController(Controller):
     @get("/")
     async def search(
         self,
-        caller: Caller,
-        q: Annotated[str, Parameter(max_length=100, description="name or phone fragment")] = "",
+        caller: CallerDep,
+        q: Annotated[str, QueryParameter(max_length=100, description="name or phone fragment")] = "",
         limit: Limit = 50,
-        cursor: Annotated[str | None, Parameter(max_length=400)] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=400)] = None,
     ) -> CustomerPage:
         """Customers in the caller's stores by name or phone fragment, one keyset page at a time."""
         return await service.search(caller=caller, q=q, limit=limit, cursor=cursor)
 
     @get("/{customer_id:uuid}")
-    async def card(self, caller: Caller, customer_id: uuid.UUID) -> CustomerCard:
+    async def card(self, caller: CallerDep, customer_id: FromPath[uuid.UUID]) -> CustomerCard:
         """The card: profile, phones, value, orders, interactions, opportunities, tasks, complaints."""
         return await service.card(caller=caller, customer_id=customer_id)

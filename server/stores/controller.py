@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, get
 
-from server.auth.scope import Caller
+from server.deps import CallerDep
 from server.stores import service
 from shared.wire import StoreOut
 
@@ -14,5 +14,5 @@ class StoreController(Controller):
     tags = ["stores"]
 
     @get("/")
-    async def list_stores(self, caller: Caller) -> list[StoreOut]:
+    async def list_stores(self, caller: CallerDep) -> list[StoreOut]:
         return await service.list_stores(caller=caller)

@@ -7,11 +7,11 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
-from server.auth.scope import Caller
 from server.customers.service import decode_cursor, encode_cursor
+from server.deps import CallerDep
 from server.errors import Invalid
 from server.tasks import service
 from shared.wire import TaskCreate, TaskOut, TaskPage, TaskReassign, TaskSnooze
@@ -24,10 +24,10 @@ class TaskController(Controller):
     @get("/")
     async def list_tasks(
         self,
-        caller: Caller,
-        view: Annotated[str, Parameter(max_length=20, description="mine | today | overdue | store")] = "mine",
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Parameter(max_length=200)] = None,
+        caller: CallerDep,
+        view: Annotated[str, QueryParameter(max_length=20, description="mine | today | overdue | store")] = "mine",
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     ) -> TaskPage:
         after = None
         if cursor:
@@ -40,21 +40,21 @@ class TaskController(Controller):
         return TaskPage(items=items, next_cursor=encode_cursor(*next_after) if next_after else None)
 
     @post("/")
-    async def create(self, caller: Caller, data: TaskCreate) -> TaskOut:
+    async def create(self, caller: CallerDep, data: JSONBody[TaskCreate]) -> TaskOut:
         return await service.create(caller=caller, data=data)
 
     @get("/{task_id:uuid}")
-    async def get_one(self, caller: Caller, task_id: uuid.UUID) -> TaskOut:
+    async def get_one(self, caller: CallerDep, task_id: FromPath[uuid.UUID]) -> TaskOut:
         return await service.get(caller=caller, task_id=task_id)
 
     @post("/{task_id:uuid}/complete", status_code=HTTP_200_OK)
-    async def complete(self, caller: Caller, task_id: uuid.UUID) -> TaskOut:
+    async def complete(self, caller: CallerDep, task_id: FromPath[uuid.UUID]) -> TaskOut:
         return await service.complete(caller=caller, task_id=task_id)
 
     @post("/{task_id:uuid}/snooze", status_code=HTTP_200_OK)
-    async def snooze(self, caller: Caller, task_id: uuid.UUID, data: TaskSnooze) -> TaskOut:
+    async def snooze(self, caller: CallerDep, task_id: FromPath[uuid.UUID], data: JSONBody[TaskSnooze]) -> TaskOut:
         return await service.snooze(caller=caller, task_id=task_id, until=data.until)
 
     @post("/{task_id:uuid}/reassign", status_code=HTTP_200_OK)
-    async def reassign(self, caller: Caller, task_id: uuid.UUID, data: TaskReassign) -> TaskOut:
+    async def reassign(self, caller: CallerDep, task_id: FromPath[uuid.UUID], data: JSONBody[TaskReassign]) -> TaskOut:
         return await service.reassign(caller=caller, task_id=task_id, owner_id=data.owner_id)
