@@ -75,9 +75,8 @@ def settings():
 @pytest.fixture(scope="session")
 async def demo(settings):
     """Migrate and seed the demo chain once per session; returns the seed's row counts."""
-    from server.seed import seed_demo
-
     from server.migrate import migrate
+    from server.seed import seed_demo
 
     await migrate(settings)
     return await seed_demo(progress=False)
