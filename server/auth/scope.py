@@ -57,3 +57,24 @@ class Caller:
     def sees_full_phones(self) -> bool:
         # Frontline staff call their store's customers; head office sees masked numbers.
         return self.role in (Role.REP, Role.STORE_MANAGER)
+
+
+async def load_in_scope(
+    *, caller: Caller, table: type, select: str, alias: str, ident: uuid.UUID, what: str, lock: bool = False
+) -> dict:
+    """One live row by id through ``select`` (a SELECT ... FROM ... with ``alias`` for the row's
+    table), or NotFound when absent, deleted or outside the caller's stores. ``lock`` takes the
+    row lock on PostgreSQL for a read-modify-write inside a transaction."""
+    from server.db import is_postgres
+
+    params: list[object] = [ident]
+    sql = (
+        f"{select} WHERE {alias}.id = {{}} AND {alias}.deleted = false "
+        f"AND {caller.store_filter(f'{alias}.store_id', params)}"
+    )
+    if lock and is_postgres():
+        sql += f" FOR UPDATE OF {alias}"
+    rows = await table.raw(sql, *params)
+    if not rows:
+        raise NotFound(f"{what} {ident} not found")
+    return rows[0]

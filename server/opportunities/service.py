@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import msgspec
 
-from server.auth.scope import Caller
-from server.db import is_postgres, transaction
-from server.errors import Invalid, NotFound
+from server.auth.scope import Caller, load_in_scope
+from server.db import transaction
+from server.errors import Invalid
 from server.opportunities.tables import Opportunity, PipelineStage, StageHistory
 from server.sync.service import allocate_versions, store_scope
 from server.values import as_date, as_uuid, money, utc
@@ -132,14 +132,9 @@ async def _history(opportunity_id: uuid.UUID) -> list[StageHistoryOut]:
 
 
 async def _load(*, caller: Caller, opportunity_id: uuid.UUID, lock: bool = False) -> dict:
-    params: list[object] = [opportunity_id]
-    sql = _SELECT + "WHERE o.id = {} AND o.deleted = false AND " + caller.store_filter("o.store_id", params)
-    if lock and is_postgres():
-        sql += " FOR UPDATE OF o"
-    rows = await Opportunity.raw(sql, *params)
-    if not rows:
-        raise NotFound(f"opportunity {opportunity_id} not found")
-    return rows[0]
+    return await load_in_scope(
+        caller=caller, table=Opportunity, select=_SELECT, alias="o", ident=opportunity_id, what="opportunity", lock=lock
+    )
 
 
 async def get(*, caller: Caller, opportunity_id: uuid.UUID) -> OpportunityOut:

@@ -6,10 +6,10 @@ import datetime as dt
 import uuid
 from zoneinfo import ZoneInfo
 
-from server.auth.scope import Caller
+from server.auth.scope import Caller, load_in_scope
 from server.auth.tables import User
-from server.db import is_postgres, transaction
-from server.errors import Invalid, NotFound
+from server.db import transaction
+from server.errors import Invalid
 from server.stores.tables import Store
 from server.sync.service import allocate_versions, store_scope
 from server.tasks.tables import Task
@@ -102,14 +102,9 @@ async def list_tasks(
 
 
 async def _load(*, caller: Caller, task_id: uuid.UUID, lock: bool = False) -> dict:
-    params: list[object] = [task_id]
-    sql = _SELECT + "WHERE t.id = {} AND t.deleted = false AND " + caller.store_filter("t.store_id", params)
-    if lock and is_postgres():
-        sql += " FOR UPDATE OF t"
-    rows = await Task.raw(sql, *params)
-    if not rows:
-        raise NotFound(f"task {task_id} not found")
-    return rows[0]
+    return await load_in_scope(
+        caller=caller, table=Task, select=_SELECT, alias="t", ident=task_id, what="task", lock=lock
+    )
 
 
 async def get(*, caller: Caller, task_id: uuid.UUID) -> TaskOut:
