@@ -40,7 +40,7 @@ def server():
     subprocess.run([*cli, "seed", "--demo", "--customers", "120", "--no-progress"], env=env, check=True, timeout=300)
     port = _free_port()
     log_path = TMP / f"fuzz-serve-{port}.log"
-    log = open(log_path, "w")  # noqa: SIM115 - a file, not a pipe: a full pipe would stall the server
+    log = open(log_path, "w")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen([*cli, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
