@@ -102,7 +102,11 @@ STORES = [
     StoreSpec(
         "BJ-CY", "北京朝阳店", "north", 150, True, "北京", "北京市", "北京市", "10",
         _first("朝阳区", _BEIJING_DISTRICTS), _BEIJING_STREETS,
-        (("manager.bjcy", "王海涛", Role.STORE_MANAGER), ("rep.bjcy", "李娜", Role.REP), ("rep2.bjcy", "张伟", Role.REP)),
+        (
+            ("manager.bjcy", "王海涛", Role.STORE_MANAGER),
+            ("rep.bjcy", "李娜", Role.REP),
+            ("rep2.bjcy", "张伟", Role.REP),
+        ),
     ),
     StoreSpec(
         "BJ-HD", "北京海淀店", "north", 70, False, "北京", "北京市", "北京市", "10",
@@ -134,7 +138,8 @@ STORES = [
     StoreSpec(
         "NJ-XW", "南京玄武店", "east", 50, False, "南京", "江苏省", "南京市", "25",
         ("玄武区", "鼓楼区", "秦淮区", "建邺区", "栖霞区", "江宁区"),
-        ("中山路", "北京东路", "龙蟠路", "珠江路", "中央路", "汉中路", "江东中路", "集庆门大街", "仙林大道", "玄武大道"),
+        ("中山路", "北京东路", "龙蟠路", "珠江路", "中央路", "汉中路", "江东中路", "集庆门大街", "仙林大道",
+         "玄武大道"),
         (("manager.njxw", "马超", Role.STORE_MANAGER), ("rep.njxw", "高雪", Role.REP)),
     ),
 ]  # fmt: skip
@@ -836,7 +841,7 @@ class DemoChain:
         force: tuple[uuid.UUID, Stage] | None,
         contract_soon: bool,
     ) -> None:
-        rng, spec = self.rng, store.spec
+        rng = self.rng
         customer_id = uuid7()
         profile = rng.choices(PROFILES, weights=PROFILE_WEIGHTS)[0]
         if force:
@@ -1052,7 +1057,8 @@ class DemoChain:
             )
             browse_at = at - timedelta(days=rng.randint(0, 5), minutes=rng.randint(10, 300))
             rows.add(InteractionRow(uuid7(), store.id, customer_id, None, InteractionKind.BROWSE, browse_channel,
-                                    browse_at, rng.randint(60, 1200), "", main.id, main.category_id, browse_at))  # fmt: skip
+                                    browse_at, rng.randint(60, 1200), "", main.id, main.category_id,
+                                    browse_at))  # fmt: skip
             if rng.random() < 0.3:
                 cart_at = at - timedelta(minutes=rng.randint(5, 60))
                 rows.add(InteractionRow(uuid7(), store.id, customer_id, None, InteractionKind.CART, browse_channel,
