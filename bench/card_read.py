@@ -60,9 +60,8 @@ def _psql(sql: str) -> None:
 
 
 async def _prepare(customers: int) -> None:
-    from server.seed import seed_demo
-
     from server.migrate import migrate
+    from server.seed import seed_demo
     from server.settings import Settings
 
     _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
