@@ -109,3 +109,43 @@ def test_migrate_is_idempotent_and_bad_flags_are_named(fresh_database_url):
     assert unsafe.returncode == 2 and "FLOORWALKER_SECRET_KEY" in unsafe.stderr
     app = _cli("app", "--web", env=env, timeout=60)
     assert app.returncode == 2 and "not part of this build" in app.stderr
+
+
+def _wait_for_text(path, text, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if text in path.read_text():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_two_workers_one_leader_and_takeover_after_kill(fresh_database_url):
+    """Two `floorwalker worker` processes: one leads; SIGKILL it and the other leads within seconds."""
+    env = _env(fresh_database_url)
+    assert _cli("migrate", env=env, timeout=120).returncode == 0
+    logs = [TMP / f"worker-{time.monotonic_ns()}-{i}.log" for i in range(2)]
+    procs = []
+    try:
+        for log in logs:
+            with open(log, "w") as out:
+                procs.append(
+                    subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env, stdout=out, stderr=out)
+                )
+            time.sleep(0.5)
+        assert _wait_for_text(logs[0], "leader now", 20), logs[0].read_text()
+        time.sleep(3)  # several polls: the second must stay a follower
+        assert "leader now" not in logs[1].read_text()
+        procs[0].kill()  # SIGKILL: no clean release; the lock goes with the process / its connection
+        procs[0].wait()
+        assert _wait_for_text(logs[1], "leader now", 15), logs[1].read_text()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    assert procs[1].returncode == 0, logs[1].read_text()
