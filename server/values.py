@@ -59,3 +59,22 @@ def like_pattern(fragment: str) -> str:
     r"""'%fragment%' with LIKE's wildcards escaped (use with ESCAPE '\')."""
     escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+
+def client_time(value: dt.datetime, field: str) -> dt.datetime:
+    """A client-sent timestamp as UTC: it must carry an offset and lie in 2000–2099."""
+    from server.errors import Invalid
+
+    if value.tzinfo is None:
+        raise Invalid(f"{field} needs a time zone offset, e.g. 2026-11-22T15:00:00+08:00", field=field)
+    try:
+        moment = value.astimezone(dt.UTC)
+    except OverflowError:
+        moment = None
+    if moment is None or not (EARLIEST <= moment < LATEST):
+        raise Invalid(f"{field} must lie between the years 2000 and 2099", field=field)
+    return moment

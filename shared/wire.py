@@ -31,9 +31,17 @@ from shared.enums import (
     ValueTier,
 )
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-LongText = Annotated[str, msgspec.Meta(max_length=4000)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# Text a client sends never holds NUL: PostgreSQL cannot store it, and no person types it.
+NO_NUL = r"^[^\x00]*$"
+
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+LongText = Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)]
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=NO_NUL)]  # e.g. a stage code
+Reason = Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)]
+Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=NO_NUL)]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=NO_NUL)]
 
 
 class Write(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -48,16 +56,16 @@ class Read(msgspec.Struct, kw_only=True, omit_defaults=False):
 
 
 class LoginRequest(Write):
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    password: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    username: Username
+    password: Password
 
 
 class RefreshRequest(Write):
-    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+    refresh_token: Token
 
 
 class LogoutRequest(Write):
-    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+    refresh_token: Token
 
 
 class UserOut(Read):
@@ -274,7 +282,7 @@ class OpportunityCreate(Write):
     customer_id: uuid.UUID
     title: Text
     amount: Decimal = Decimal("0")
-    stage: str | None = None  # a stage code; the pipeline's first stage when absent
+    stage: Code | None = None  # the pipeline's first stage when absent
     expected_close_date: dt.date | None = None
     contract_end_date: dt.date | None = None
 
@@ -289,8 +297,8 @@ class OpportunityUpdate(Write):
 
 
 class StageMove(Write):
-    stage: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
-    lost_reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    stage: Code
+    lost_reason: Reason | None = None
 
 
 class TaskCreate(Write):

@@ -272,3 +272,61 @@ async def test_interaction_validation(client, rep, customer_id):
         assert response.status_code in (400, 422), response.text
         assert says in response.text
         assert await _snapshot() == before
+
+
+async def test_nul_characters_are_refused_everywhere(client, rep, customer_id, open_opportunity):
+    """PostgreSQL cannot store NUL; it must be a 400 naming the field, not a 500 (found by the fuzzer)."""
+    for path in ("/api/customers?q=%00abc", "/api/tasks?view=mine%00", "/api/opportunities?stage=%00"):
+        response = await client.get(path, headers=rep)
+        assert response.status_code == 400, (path, response.text)
+    await _assert_refused(
+        client,
+        "POST",
+        "/api/opportunities",
+        rep,
+        status=400,
+        says="title",
+        json={"customer_id": customer_id, "title": "沙发\u0000"},
+    )
+    await _assert_refused(
+        client,
+        "POST",
+        f"/api/opportunities/{open_opportunity['id']}/stage",
+        rep,
+        status=400,
+        says="stage",
+        json={"stage": "\u0000"},
+    )
+    await _assert_refused(
+        client,
+        "POST",
+        "/api/interactions",
+        rep,
+        status=400,
+        says="body",
+        json={"customer_id": customer_id, "kind": "note", "body": "a\u0000b"},
+    )
+    login = await client.post("/api/auth/login", json={"username": "rep\u0000.bjcy", "password": "floorwalker"})
+    assert login.status_code == 400 and "username" in login.text
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:59:00-05:00", "1970-01-01T00:00:00Z"])
+async def test_timestamps_outside_the_sane_range(client, rep, customer_id, moment):
+    await _assert_refused(
+        client,
+        "POST",
+        "/api/tasks",
+        rep,
+        status=422,
+        says="due_at",
+        json={"title": "x", "due_at": moment, "customer_id": customer_id},
+    )
+    await _assert_refused(
+        client,
+        "POST",
+        "/api/interactions",
+        rep,
+        status=422,
+        says="occurred_at",
+        json={"customer_id": customer_id, "kind": "visit", "occurred_at": moment},
+    )

@@ -10,7 +10,7 @@ from litestar.params import FromPath, QueryParameter
 
 from server.customers import service
 from server.deps import CallerDep
-from shared.wire import CustomerCard, CustomerPage
+from shared.wire import NO_NUL, CustomerCard, CustomerPage
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="page size, at most 200")]
 
@@ -23,9 +23,9 @@ class CustomerController(Controller):
     async def search(
         self,
         caller: CallerDep,
-        q: Annotated[str, QueryParameter(max_length=100, description="name or phone fragment")] = "",
+        q: Annotated[str, QueryParameter(max_length=100, pattern=NO_NUL, description="name or phone fragment")] = "",
         limit: Limit = 50,
-        cursor: Annotated[str | None, QueryParameter(max_length=400)] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=400, pattern=NO_NUL)] = None,
     ) -> CustomerPage:
         """Customers in the caller's stores by name or phone fragment, one keyset page at a time."""
         return await service.search(caller=caller, q=q, limit=limit, cursor=cursor)

@@ -10,7 +10,7 @@ from server.db import transaction
 from server.errors import Invalid
 from server.interactions.tables import Interaction
 from server.sync.service import allocate_versions, store_scope
-from server.values import as_uuid, utc
+from server.values import as_uuid, client_time, utc
 from shared.enums import LOGGABLE_INTERACTIONS, InteractionChannel, InteractionKind
 from shared.ids import uuid7
 from shared.wire import InteractionCreate, InteractionOut
@@ -65,9 +65,7 @@ async def log(*, caller: Caller, data: InteractionCreate) -> InteractionOut:
     now = dt.datetime.now(dt.UTC)
     occurred_at = now
     if data.occurred_at is not None:
-        if data.occurred_at.tzinfo is None:
-            raise Invalid("occurred_at needs a time zone offset", field="occurred_at")
-        occurred_at = data.occurred_at.astimezone(dt.UTC)
+        occurred_at = client_time(data.occurred_at, "occurred_at")
         if occurred_at > now + CLOCK_SLACK:
             raise Invalid("occurred_at is in the future", field="occurred_at")
     if data.kind in (InteractionKind.NOTE,) and not data.body.strip():

@@ -11,7 +11,15 @@ from litestar.status_codes import HTTP_200_OK
 
 from server.deps import CallerDep
 from server.opportunities import service
-from shared.wire import OpportunityCreate, OpportunityOut, OpportunityPage, OpportunityUpdate, StageMove, StageOut
+from shared.wire import (
+    NO_NUL,
+    OpportunityCreate,
+    OpportunityOut,
+    OpportunityPage,
+    OpportunityUpdate,
+    StageMove,
+    StageOut,
+)
 
 
 class OpportunityController(Controller):
@@ -24,7 +32,7 @@ class OpportunityController(Controller):
         caller: CallerDep,
         customer_id: FromQuery[uuid.UUID | None] = None,
         owner_id: FromQuery[uuid.UUID | None] = None,
-        stage: Annotated[str | None, QueryParameter(max_length=40)] = None,
+        stage: Annotated[str | None, QueryParameter(max_length=40, pattern=NO_NUL)] = None,
         open_only: FromQuery[bool] = True,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: FromQuery[uuid.UUID | None] = None,

@@ -14,7 +14,7 @@ from server.customers.service import decode_cursor, encode_cursor
 from server.deps import CallerDep
 from server.errors import Invalid
 from server.tasks import service
-from shared.wire import TaskCreate, TaskOut, TaskPage, TaskReassign, TaskSnooze
+from shared.wire import NO_NUL, TaskCreate, TaskOut, TaskPage, TaskReassign, TaskSnooze
 
 
 class TaskController(Controller):
@@ -25,9 +25,11 @@ class TaskController(Controller):
     async def list_tasks(
         self,
         caller: CallerDep,
-        view: Annotated[str, QueryParameter(max_length=20, description="mine | today | overdue | store")] = "mine",
+        view: Annotated[
+            str, QueryParameter(max_length=20, pattern=NO_NUL, description="mine | today | overdue | store")
+        ] = "mine",
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=200, pattern=NO_NUL)] = None,
     ) -> TaskPage:
         after = None
         if cursor:

@@ -13,7 +13,7 @@ from server.errors import Invalid
 from server.stores.tables import Store
 from server.sync.service import allocate_versions, store_scope
 from server.tasks.tables import Task
-from server.values import as_uuid, utc
+from server.values import as_uuid, client_time, utc
 from shared.enums import TaskKind, TaskSource, TaskStatus
 from shared.ids import uuid7
 from shared.wire import TaskCreate, TaskOut
@@ -119,17 +119,11 @@ async def _check_owner(*, owner_id: uuid.UUID, store_id: uuid.UUID) -> None:
         raise Invalid("the new owner does not work in the task's store", field="owner_id")
 
 
-def _require_aware(value: dt.datetime, field: str) -> dt.datetime:
-    if value.tzinfo is None:
-        raise Invalid(f"{field} needs a time zone offset, e.g. 2026-11-22T15:00:00+08:00", field=field)
-    return value.astimezone(dt.UTC)
-
-
 async def create(*, caller: Caller, data: TaskCreate) -> TaskOut:
     from server.customers.service import load_customer_scope
     from server.opportunities.service import get as get_opportunity
 
-    due_at = _require_aware(data.due_at, "due_at")
+    due_at = client_time(data.due_at, "due_at")
     now = _now()
     task_id = uuid7()
     async with transaction():
@@ -198,7 +192,7 @@ async def complete(*, caller: Caller, task_id: uuid.UUID) -> TaskOut:
 
 
 async def snooze(*, caller: Caller, task_id: uuid.UUID, until: dt.datetime) -> TaskOut:
-    until = _require_aware(until, "until")
+    until = client_time(until, "until")
     now = _now()
     if until <= now:
         raise Invalid("until must be in the future", field="until")
