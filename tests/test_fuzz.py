@@ -81,7 +81,7 @@ def test_no_request_answers_5xx(server):
             "--max-examples",
             "30",
             "--seed",
-            "20261122",
+            os.environ.get("FLOORWALKER_FUZZ_SEED", "20261122"),
             "--exclude-path",
             "/api/auth/logout",  # would end the very session the fuzzer runs under
             "--exclude-path",
