@@ -6,8 +6,9 @@ orders, interactions, complaints, opportunities with their stage history, and ta
 The content is deterministic for a given ``rng_seed`` and ``now`` (ids are UUIDv7, so they
 differ between runs).
 
-Rows are generated per store in batches of customers with all their children, and each batch
-is written in one transaction that allocates the batch's versions from the store's scope.
+Rows are generated per store in batches of customers with all their children (memory stays flat
+at any size), and each batch is written in one transaction that allocates the batch's versions from
+the store's scope; the next batch is generated in a thread while the previous one is written.
 Writing goes straight to the driver (COPY on PostgreSQL, executemany on SQLite): neither
 builds multi-row statements, so no batch comes near the bound-parameter limits, and Piccolo
 Table objects are never instantiated per row (too slow for 500,000 customers).
@@ -15,6 +16,7 @@ Table objects are never instantiated per row (too slow for 500,000 customers).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -22,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from faker import Faker
 from piccolo.engine.postgres import PostgresEngine
@@ -244,6 +246,7 @@ BASKETS: list[tuple[str, int, list[tuple[str, int, int, float]], bool]] = [
     ("pillows", 12, [("pillow", 1, 2, 1.0)], False),
 ]
 BIG_BASKETS = [b for b in BASKETS if b[3]]
+SMALL_BASKETS = [b for b in BASKETS if not b[3]]
 
 OPPORTUNITY_TITLES = {
     "sofa": ["客厅沙发换新", "新房客厅沙发采购", "真皮转角沙发", "布艺沙发+靠垫套装"],
@@ -577,6 +580,14 @@ TABLES: dict[type[tuple], str] = {
     TaskRow: "tasks",
 }
 SYNC_COLUMNS = ("version", "deleted", "updated_at")
+# When each child row's story starts: its customer must already exist then.
+EVENT_TIME: dict[type[tuple], str] = {
+    OrderRow: "ordered_at",
+    InteractionRow: "occurred_at",
+    OpportunityRow: "created_at",
+    ComplaintRow: "opened_at",
+    TaskRow: "created_at",
+}
 
 
 class Rows:
@@ -590,6 +601,18 @@ class Rows:
 
     def __len__(self) -> int:
         return sum(len(rows) for rows in self.by_type.values())
+
+    def mark(self) -> dict[type[tuple], int]:
+        return {t: len(rows) for t, rows in self.by_type.items()}
+
+    def earliest_since(self, mark: dict[type[tuple], int]) -> datetime:
+        """The earliest event time among the rows added after ``mark`` (a card predates its history)."""
+        times = [
+            getattr(row, column)
+            for row_type, column in EVENT_TIME.items()
+            for row in self.by_type[row_type][mark[row_type] :]
+        ]
+        return min(times, default=datetime.max.replace(tzinfo=UTC))
 
 
 async def write(scope: str, rows: Rows, updated_at: datetime, counts: dict[str, int]) -> None:
@@ -654,17 +677,25 @@ class StoreContext:
         self.scope = store_scope(self.id)
 
 
-@dataclass
-class Sequence_:
-    """A unique, random-looking number per call: an affine bijection of a counter modulo 10**digits."""
+class NumberSequence:
+    """Unique, random-looking numbers of ``digits`` digits without remembering them: a counter that
+    moves on by random steps, through an affine bijection modulo 10**digits (so no repeats while the
+    counter stays below 10**digits; the step is sized for two million numbers)."""
 
-    digits: int
-    counter: int
-    multiplier: int = 73_939_133  # odd and not a multiple of 5, so coprime with 10**digits
+    MULTIPLIER = 73_939_133  # odd and not a multiple of 5, so coprime with 10**digits
+
+    def __init__(self, rng: random.Random, digits: int) -> None:
+        self.rng = rng
+        self.digits = digits
+        self.modulus = 10**digits
+        self.max_step = max(1, self.modulus // 2_000_000)
+        self.counter = rng.randrange(self.modulus // 100)
 
     def next(self) -> str:
-        self.counter += 1
-        return f"{(self.multiplier * self.counter + 12_345) % 10**self.digits:0{self.digits}d}"
+        self.counter += self.rng.randint(1, self.max_step)
+        if self.counter >= self.modulus:
+            raise RuntimeError(f"ran out of unique {self.digits}-digit numbers")
+        return f"{(self.MULTIPLIER * self.counter + 12_345) % self.modulus:0{self.digits}d}"
 
 
 @dataclass
@@ -714,11 +745,11 @@ class DemoChain:
         self.male_names = [fake.first_name_male() for _ in range(1500)]
         self.email_names = [fake.user_name() for _ in range(500)]
         self.compounds = [p + s for p in COMPOUND_PREFIXES for s in COMPOUND_SUFFIXES]
-        self.mobiles = Sequence_(8, rng.randrange(10**6))
-        self.landlines = Sequence_(7, rng.randrange(10**5))
-        self.pos_members = Sequence_(10, rng.randrange(10**6))
-        self.shop_ids = Sequence_(11, rng.randrange(10**6))
-        self.qq_numbers = Sequence_(9, rng.randrange(10**6))
+        self.mobiles = NumberSequence(rng, 8)
+        self.landlines = NumberSequence(rng, 7)
+        self.pos_members = NumberSequence(rng, 10)
+        self.shop_ids = NumberSequence(rng, 11)
+        self.qq_numbers = NumberSequence(rng, 9)
         self.email_counter = rng.randrange(100, 1000)
         self.order_counter = rng.randrange(10_000, 100_000)
         self.products: list[Product] = []
@@ -800,9 +831,10 @@ class DemoChain:
 
     # ---- baskets ------------------------------------------------------------------------
 
-    def basket(self, big: bool = False) -> tuple[str, list[tuple[Product, int, Decimal]]]:
-        """(basket name, [(product, quantity, unit price)]) — a plausible purchase."""
-        choices = BIG_BASKETS if big else BASKETS
+    def basket(self, big: bool) -> tuple[str, list[tuple[Product, int, Decimal]]]:
+        """(basket name, [(product, quantity, unit price)]) — a plausible purchase: furniture when ``big``,
+        else textiles and small items."""
+        choices = BIG_BASKETS if big else SMALL_BASKETS
         name, _, parts, _ = self.rng.choices(choices, weights=[b[1] for b in choices])[0]
         discount = self.rng.choice((Decimal("1"), Decimal("0.95"), Decimal("0.9"), Decimal("0.88"), Decimal("0.85")))
         lines = []
@@ -821,16 +853,19 @@ class DemoChain:
         candidates: dict[uuid.UUID, Candidates] = {rep: Candidates() for rep in store.rep_ids}
         forced = self.forced_opportunities(store, count) if first else []
         for index in range(count):
-            force = forced[index] if index < len(forced) else None
-            self.customer(store, rows, candidates, force, contract_soon=first and index == 0)
+            self.customer(store, rows, candidates, forced[index] if index < len(forced) else None)
         if first:
             for rep_id in store.rep_ids:
                 self.rep_tasks(store, rep_id, candidates[rep_id], rows)
         return rows
 
     def forced_opportunities(self, store: StoreContext, count: int) -> list[tuple[uuid.UUID, Stage]]:
-        """The first customers of a store: every rep owns an open opportunity in every open stage."""
-        forced = [(rep, stage) for stage in self.open_stages for rep in store.rep_ids]
+        """The first customers of a store: every rep owns an open opportunity in every open stage, and
+        the first rep a won one whose contract ends within the next seven days. The reps take turns,
+        so the first four customers already cover every open stage (demo seeds with tiny stores)."""
+        reps, stages = store.rep_ids, self.open_stages
+        forced = [(reps[(i + turn) % len(reps)], stage) for turn in range(len(reps)) for i, stage in enumerate(stages)]
+        forced.append((reps[0], self.stage_of(StageKind.WON)))
         return forced[:count]
 
     def customer(
@@ -839,7 +874,6 @@ class DemoChain:
         rows: Rows,
         candidates: dict[uuid.UUID, Candidates],
         force: tuple[uuid.UUID, Stage] | None,
-        contract_soon: bool,
     ) -> None:
         rng = self.rng
         customer_id = uuid7()
@@ -859,8 +893,8 @@ class DemoChain:
         }[profile]()
         # Activity stops well before now for dormant customers.
         active_until = self.now - timedelta(days=380) if profile == "dormant" else self.now
-        events: list[datetime] = []
-        favourite = rng.choice(self.products)
+        mark = rows.mark()
+        favourite_category = rng.choice(self.products).category_zh  # what tasks and notes talk about
 
         # -- orders --
         spend_last_year = Decimal(0)
@@ -871,28 +905,25 @@ class DemoChain:
             "high": rng.randint(2, 4),
             "dormant": rng.choice((1, 1, 2)),
         }[profile]
-        plans = [(False, self.moment(since, active_until)) for _ in range(order_count)]
+        big_chance = {"new": 0.3, "regular": 0.15, "high": 0.4, "dormant": 0.35}.get(profile, 0.0)
+        plans = [(rng.random() < big_chance, self.moment(since, active_until)) for _ in range(order_count)]
         if profile == "high":
             plans.append((True, self.moment(max(since, self.now - timedelta(days=330)), self.now)))
         for big, at in sorted(plans, key=lambda p: p[1]):
             amount, category_zh = self.order(store, customer_id, rows, at, big=big, rep_id=acting_rep)
-            events.append(at)
             favourite_category = category_zh
             if at > self.now - timedelta(days=365):
                 spend_last_year += amount
         while profile == "high" and spend_last_year <= Decimal(5000):
             at = self.moment(self.now - timedelta(days=300), self.now)
             amount, _ = self.order(store, customer_id, rows, at, big=True, rep_id=acting_rep)
-            events.append(at)
             spend_last_year += amount
-        favourite_category = favourite.category_zh if not plans else favourite_category
 
         # -- interactions --
         extra = {"lead": (1, 4), "new": (1, 3), "regular": (1, 4), "high": (2, 6), "dormant": (0, 2)}[profile]
         for _ in range(rng.randint(*extra)):
             at = self.moment(since, active_until)
             self.interaction(store, customer_id, acting_rep, rows, at, rng.choice(self.products))
-            events.append(at)
         if profile != "dormant" and rng.random() < 0.14:
             # Fresh behaviour for the rules: a long browse in the last days, sometimes a cart left behind.
             product = rng.choice(self.products)
@@ -900,7 +931,6 @@ class DemoChain:
             channel = rng.choice((InteractionChannel.ONLINE, InteractionChannel.MINI_PROGRAM))
             rows.add(InteractionRow(uuid7(), store.id, customer_id, None, InteractionKind.BROWSE, channel, at,
                                     rng.randint(301, 1500), "", product.id, product.category_id, at))  # fmt: skip
-            events.append(at)
             candidates[acting_rep].browses.append((customer_id, product.category_zh, at))
             if rng.random() < 0.4:
                 cart_at = at + timedelta(minutes=rng.randint(2, 30))
@@ -911,14 +941,12 @@ class DemoChain:
         # -- opportunities --
         has_opportunity = force is not None or rng.random() < OPPORTUNITY_CHANCE[profile]
         if has_opportunity:
-            at = self.opportunity(store, customer_id, acting_rep, rows, candidates[acting_rep], since, profile,
-                                  force[1] if force else None, contract_soon)  # fmt: skip
-            events.append(at)
+            self.opportunity(store, customer_id, acting_rep, rows, candidates[acting_rep], since, profile,
+                             force[1] if force else None)  # fmt: skip
 
         # -- complaints --
         if (plans or profile == "high") and rng.random() < 0.075:
-            at = self.complaint(store, customer_id, acting_rep, rows, candidates[acting_rep], since, active_until)
-            events.append(at)
+            self.complaint(store, customer_id, acting_rep, rows, candidates[acting_rep], since, active_until)
 
         # -- done and cancelled follow-ups of the past --
         if profile != "lead" and rng.random() < {"high": 0.6, "dormant": 0.2}.get(profile, 0.3):
@@ -931,10 +959,9 @@ class DemoChain:
                                  title.format(cat=favourite_category), "", due,
                                  TaskStatus.CANCELLED if cancelled else TaskStatus.DONE, TaskSource.MANUAL,
                                  done_at, acting_rep, due - timedelta(days=rng.randint(1, 5))))  # fmt: skip
-                events.append(due - timedelta(days=5))
 
         # -- the card itself (created before everything it has) --
-        created_at = min([since, *events]) - timedelta(hours=rng.randint(1, 72))
+        created_at = min(since, rows.earliest_since(mark)) - timedelta(hours=rng.randint(1, 72))
         self.card(store, customer_id, owner_id, profile, created_at, rows)
         candidates[acting_rep].customers.append((customer_id, favourite_category))
 
@@ -1049,7 +1076,12 @@ class DemoChain:
         main = lines[0][0]
         # What led to the purchase: a visit before a store order, a browse (and cart) before an online one.
         if channel == OrderChannel.STORE and rng.random() < 0.6:
-            visit_at = at - timedelta(days=rng.choice((0, 0, 1, 3, 7)), minutes=rng.randint(30, 90))
+            days_before = rng.choice((0, 0, 1, 3, 7))
+            visit_at = (
+                at - timedelta(minutes=rng.randint(30, 90))
+                if days_before == 0
+                else self.local(at.astimezone(CST).date() - timedelta(days=days_before), rng.randrange(600, 1290))
+            )
             self.interaction(store, customer_id, rep_id, rows, visit_at, main, kind=InteractionKind.VISIT)
         elif channel != OrderChannel.STORE and rng.random() < 0.7:
             browse_channel = (
@@ -1103,16 +1135,18 @@ class DemoChain:
 
     def opportunity(
         self, store: StoreContext, customer_id: uuid.UUID, rep_id: uuid.UUID, rows: Rows, candidates: Candidates,
-        since: datetime, profile: str, forced_stage: Stage | None, contract_soon: bool,
-    ) -> datetime:  # fmt: skip
-        """An opportunity and its stage history; a won one also makes its order. Returns its creation time."""
+        since: datetime, profile: str, forced_stage: Stage | None,
+    ) -> None:  # fmt: skip
+        """An opportunity and its stage history; a won one also makes its order. A forced open stage
+        makes it open in that stage; a forced won stage makes it won with a contract ending soon."""
         rng = self.rng
         basket_name, lines = self.basket(big=rng.random() < 0.8)
         title = rng.choice(OPPORTUNITY_TITLES[basket_name])
         amount = sum((unit * quantity for _, quantity, unit in lines), Decimal(0))
         open_stages = self.open_stages
+        contract_soon = forced_stage is not None and forced_stage.kind == StageKind.WON
         if forced_stage is not None:
-            outcome = "open"
+            outcome = "won" if contract_soon else "open"
         elif profile == "dormant":
             outcome = rng.choice(("won", "lost"))
         else:
@@ -1120,7 +1154,9 @@ class DemoChain:
 
         # The stages passed, then the current one.
         if outcome == "open":
-            current = forced_stage or rng.choices(open_stages, weights=(30, 30, 25, 15))[0]
+            current = (
+                forced_stage if forced_stage is not None else rng.choices(open_stages, weights=(30, 30, 25, 15))[0]
+            )
             path = [s for s in open_stages if s.position <= current.position]
         elif outcome == "won":
             path = [*open_stages, self.stage_of(StageKind.WON)]
@@ -1131,7 +1167,7 @@ class DemoChain:
             idle = path[-1].idle_days or 5
             entered_current = self.now - timedelta(days=rng.uniform(0.05, idle * 1.7))
         else:
-            latest = self.now - timedelta(days=380) if profile == "dormant" else self.now - timedelta(hours=2)
+            latest = self.now - timedelta(days=380 if profile == "dormant" else 1)
             earliest = since + sum(durations, timedelta())
             entered_current = self.moment(min(earliest, latest), latest)
         entered = [entered_current]
@@ -1172,13 +1208,12 @@ class DemoChain:
         elif outcome == "won":
             self.order(store, customer_id, rows, entered_current, big=True, rep_id=rep_id, lines=lines,
                        channel=OrderChannel.STORE)  # fmt: skip
-        return entered[0] - timedelta(minutes=120)
 
     def complaint(
         self, store: StoreContext, customer_id: uuid.UUID, rep_id: uuid.UUID, rows: Rows, candidates: Candidates,
         since: datetime, active_until: datetime,
-    ) -> datetime:  # fmt: skip
-        """A complaint whose service timestamps follow its status. Returns when it was opened."""
+    ) -> None:  # fmt: skip
+        """A complaint whose service timestamps follow its status."""
         rng = self.rng
         category = rng.choices(list(COMPLAINT_WEIGHTS), weights=list(COMPLAINT_WEIGHTS.values()))[0]
         status = rng.choices(list(ComplaintStatus), weights=(15, 20, 20, 45))[0]
@@ -1218,7 +1253,6 @@ class DemoChain:
                               rng.choice(COMPLAINTS[category]), opened_at, *times, satisfaction))  # fmt: skip
         if status == ComplaintStatus.SOLVED and times[2] is not None:
             candidates.callbacks.append((customer_id, times[2]))
-        return opened_at
 
     # ---- each rep's open work -----------------------------------------------------------
 
@@ -1230,13 +1264,13 @@ class DemoChain:
             return
         today, yesterday = self.today, self.today - timedelta(days=1)
 
-        def add(kind, title, source, due_day, customer_id, opportunity_id=None, done=False, notes=""):
+        def add(kind, title, source, due_day, customer_id, opportunity_id=None, done=False):
             due = self.local(due_day, rng.randrange(10 * 60, 20 * 60, 15))
             created = min(due, self.now) - timedelta(hours=rng.randint(2, 72))
             completed = min(self.now, created + timedelta(hours=rng.uniform(1, 30))) if done else None
             creator = rep_id if source == TaskSource.MANUAL else None
             status = TaskStatus.DONE if done else TaskStatus.OPEN
-            rows.add(TaskRow(uuid7(), store.id, rep_id, customer_id, opportunity_id, kind, title, notes, due, status,
+            rows.add(TaskRow(uuid7(), store.id, rep_id, customer_id, opportunity_id, kind, title, "", due, status,
                              source, completed, creator, created))  # fmt: skip
 
         # Reminders about the rep's opportunities: idle too long, close date near.
@@ -1314,16 +1348,25 @@ async def seed_demo(
     )
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task("客户", total=total)
-        for store, store_total in zip(chain.stores, per_store, strict=True):
-            for start, size in chunks(store_total, BATCH_CUSTOMERS):
-                bar.update(task, description=f"客户 · {store.spec.name}")
-                rows = chain.customer_batch(store, size, first=start == 0)
-                await write(store.scope, rows, now, counts)
-                bar.advance(task, size)
+        # Generate the next batch (in a thread) while the database takes the previous one. One
+        # batch is generated and one written at a time, in order, so the data stays deterministic.
+        writing: asyncio.Task[None] | None = None
+        try:
+            for store, store_total in zip(chain.stores, per_store, strict=True):
+                for start, size in chunks(store_total, BATCH_CUSTOMERS):
+                    rows = await asyncio.to_thread(chain.customer_batch, store, size, start == 0)
+                    if writing is not None:
+                        await writing
+                    bar.update(task, description=f"客户 · {store.spec.name}")
+                    writing = asyncio.create_task(write(store.scope, rows, now, counts))
+                    writing.add_done_callback(lambda _, size=size: bar.advance(task, size))
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                await asyncio.gather(writing, return_exceptions=True)
     return {table: counts.get(table, 0) for table in TABLES.values()}
 
 
 __all__ = ["DEMO_PASSWORD", "database_is_empty", "seed_demo"]
-
-# Keep the generic alias out of the module namespace users see.
-_ = Any
