@@ -22,6 +22,8 @@ from server.interactions.controller import InteractionController
 from server.opportunities.controller import OpportunityController, PipelineController
 from server.settings import Settings
 from server.stores.controller import StoreController
+from server.sync.controller import SyncController
+from server.sync.pokes import PokeHub
 from server.tasks.controller import TaskController
 
 log = logging.getLogger("floorwalker")
@@ -73,10 +75,14 @@ def provide_caller(request: Request) -> Caller:
 
 
 def create_app(settings: Settings) -> Litestar:
+    pokes = PokeHub()
+
     async def startup() -> None:
         await db.start(settings)
+        pokes.start()
 
     async def shutdown() -> None:
+        await pokes.stop()
         await db.stop()
 
     def provide_settings() -> Settings:
@@ -93,6 +99,7 @@ def create_app(settings: Settings) -> Litestar:
             PipelineController,
             TaskController,
             InteractionController,
+            SyncController,
         ],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),
@@ -115,4 +122,5 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
     )
     app.state.settings = settings
+    app.state.pokes = pokes
     return app

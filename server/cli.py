@@ -83,7 +83,10 @@ async def _serve(settings: Settings, *, host: str, port: int, scheduler: bool, b
     from server.app import create_app
     from server.scheduler import run_as_leader
 
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info", lifespan="on")
+    # Open event streams (sync pokes) must not hold a stop up: they are cut after 3 s.
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_level="info", lifespan="on", timeout_graceful_shutdown=3
+    )
     server = uvicorn.Server(config)
     stop = asyncio.Event()
     tasks = []

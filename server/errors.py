@@ -13,6 +13,12 @@ class DomainError(Exception):
         self.extra = extra or {}
 
 
+class Conflict(DomainError):
+    """The request cannot be served in this state (e.g. an app too old for the sync schema)."""
+
+    status_code = 409
+
+
 class NotFound(DomainError):
     """Absent, deleted, or outside the caller's scope: the caller cannot tell which."""
 

@@ -12,7 +12,7 @@ from server.interactions.tables import Interaction
 from server.opportunities.tables import Opportunity, PipelineStage, StageHistory
 from server.orders.tables import Order, OrderLine
 from server.stores.tables import Region, Store
-from server.sync.tables import ScopeVersion
+from server.sync.tables import ScopeVersion, SyncClient, SyncConflict, SyncMutation
 from server.tasks.tables import Task
 
 TABLES = [
@@ -36,6 +36,9 @@ TABLES = [
     StageHistory,
     Task,
     Complaint,
+    SyncClient,
+    SyncMutation,
+    SyncConflict,
 ]
 
 APP_CONFIG = AppConfig(

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import re
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 
 from server.auth.scope import Caller
@@ -18,8 +19,10 @@ from server.opportunities import service as opportunities
 from server.orders.tables import Order
 from server.tasks import service as tasks
 from server.values import as_date, as_uuid, json_obj, like_pattern, money, utc
-from shared.enums import Gender, IdentityKind, OrderChannel, PaymentMethod, PhoneKind, ValueTier
-from shared.phones import mask
+from shared.enums import Gender, IdentityKind, OrderChannel, PaymentMethod, PhoneKind, Role, ValueTier
+from shared.ids import uuid7
+from shared.phones import PhoneError, mask, normalise
+from shared.sync import FieldLoss
 from shared.wire import (
     CustomerCard,
     CustomerPage,
@@ -261,3 +264,308 @@ async def _orders(customer_id: uuid.UUID) -> list[OrderOut]:
         )
         for o in orders
     ]
+
+
+# --- edits (the phone's mutations; DESIGN.md "Merging") -----------------------------------------
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _field_text(value: object) -> str | None:
+    """A card field's value as the text devices compare (dates as ISO, None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _clean_field(field: str, value: object) -> object:
+    """Validate one mergeable field; the value to store."""
+    if field == "name":
+        text = str(value).strip()
+        if not text:
+            raise Invalid("name must not be blank", field="name")
+        return text
+    if field == "birthday":
+        if value is None:
+            return None
+        try:
+            day = dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise Invalid(f"birthday must be a date like 1985-04-12, got {value!r}", field="birthday") from None
+        if not (dt.date(1900, 1, 1) <= day <= dt.date.today()):
+            raise Invalid("birthday must lie between 1900 and today", field="birthday")
+        return day
+    if field == "email":
+        if value is None or str(value).strip() == "":
+            return None
+        text = str(value).strip()
+        if not EMAIL.match(text):
+            raise Invalid(f"not an e-mail address: {text!r}", field="email")
+        return text
+    if field == "gender":
+        return None if value is None else Gender(value).value
+    return str(value).strip()
+
+
+async def _next_versions(store_id: uuid.UUID, count: int) -> Iterator[int]:
+    from server.sync.service import allocate_versions, store_scope
+
+    last = await allocate_versions(store_scope(store_id), count)
+    return iter(range(last - count + 1, last + 1))
+
+
+async def create_customer(
+    *,
+    caller: Caller,
+    ident: uuid.UUID,
+    name: str,
+    phone: str | None = None,
+    phone_id: uuid.UUID | None = None,
+    store_id: uuid.UUID | None = None,
+    gender: str | None = None,
+    email: str | None = None,
+    city: str = "",
+    hlc: str,
+) -> None:
+    """A new customer in the caller's store (or a store in scope), owned by the caller when a rep."""
+    from server.customers.tables import CustomerPhone
+    from server.db import transaction
+
+    store = store_id or caller.store_id
+    if store is None:
+        raise Invalid("name the customer's store: you do not belong to one", field="store_id")
+    if not caller.sees(store):
+        raise NotFound(f"store {store} not found")
+    clean = {"name": _clean_field("name", name), "gender": _clean_field("gender", gender)}
+    clean["email"] = _clean_field("email", email)
+    number = digits = None
+    if phone is not None and phone.strip():
+        try:
+            number, digits = normalise(phone)
+        except PhoneError as exc:
+            raise Invalid(str(exc), field="phone") from None
+    now = dt.datetime.now(dt.UTC)
+    clocks = {f: {"hlc": hlc, "by": str(caller.user_id)} for f in ("name", "gender", "email", "city")}
+    async with transaction():
+        versions = await _next_versions(store, 2 if number else 1)
+        await Customer.insert(
+            Customer(
+                id=ident,
+                version=next(versions),
+                updated_at=now,
+                store_id=store,
+                owner_id=caller.user_id if caller.role == Role.REP else None,
+                name=clean["name"],
+                gender=clean["gender"],
+                email=clean["email"],
+                city=city.strip(),
+                consents="{}",
+                field_clocks=json.dumps(clocks),
+                created_at=now,
+            )
+        )
+        if number:
+            await CustomerPhone.insert(
+                CustomerPhone(
+                    id=phone_id or uuid7(),
+                    version=next(versions),
+                    updated_at=now,
+                    store_id=store,
+                    customer_id=ident,
+                    number=number,
+                    digits=digits,
+                    kind=PhoneKind.MOBILE,
+                    is_primary=True,
+                    created_at=now,
+                )
+            )
+
+
+async def merge_fields(
+    *, caller: Caller, customer_id: uuid.UUID, fields: dict[str, object], base: dict[str, object], hlc: str
+) -> list[FieldLoss]:
+    """Per-field last-writer-wins by hybrid logical clock. A field whose stored clock is later
+    keeps its value (the loss is returned and logged); a later clock replaces the value, and when
+    the device had not seen the value it replaces (a concurrent edit), the replaced one is logged.
+    """
+    from server.auth.scope import load_in_scope
+    from server.db import transaction
+    from server.sync.tables import SyncConflict
+
+    if not fields:
+        raise Invalid("nothing to change: send at least one field", field="fields")
+    clean = {field: _clean_field(field, value) for field, value in fields.items()}
+    now = dt.datetime.now(dt.UTC)
+    me = str(caller.user_id)
+    async with transaction():
+        row = await load_in_scope(
+            caller=caller,
+            table=Customer,
+            select="SELECT c.* FROM customers c",
+            alias="c",
+            ident=customer_id,
+            what="customer",
+            lock=True,
+        )
+        store_id = as_uuid(row["store_id"])
+        clocks = json_obj(row["field_clocks"])
+        changes: dict = {}
+        conflicts: list[dict] = []
+        losses: list[FieldLoss] = []
+        for field, value in clean.items():
+            current = _field_text(row[field])
+            stamp = clocks.get(field) or {}
+            if not stamp or hlc > stamp.get("hlc", ""):
+                changes[field] = value
+                clocks[field] = {"hlc": hlc, "by": me}
+                seen = _field_text(base[field]) if field in base else current
+                if stamp and seen != current and current != _field_text(value) and stamp.get("by") != me:
+                    conflicts.append(
+                        {
+                            "field": field,
+                            "winner_value": _field_text(value),
+                            "loser_value": current,
+                            "winner_user_id": caller.user_id,
+                            "loser_user_id": as_uuid(stamp.get("by")),
+                            "winner_hlc": hlc,
+                            "loser_hlc": stamp.get("hlc", ""),
+                        }
+                    )
+            elif hlc != stamp.get("hlc"):  # a replay of the same stamp is not a loss
+                losses.append(
+                    FieldLoss(
+                        field=field, kept_value=current, kept_by=as_uuid(stamp.get("by")), kept_hlc=stamp.get("hlc", "")
+                    )
+                )
+                if current != _field_text(value):
+                    conflicts.append(
+                        {
+                            "field": field,
+                            "winner_value": current,
+                            "loser_value": _field_text(value),
+                            "winner_user_id": as_uuid(stamp.get("by")),
+                            "loser_user_id": caller.user_id,
+                            "winner_hlc": stamp.get("hlc", ""),
+                            "loser_hlc": hlc,
+                        }
+                    )
+        versions = await _next_versions(store_id, 1 + len(conflicts))
+        await Customer.update(
+            {
+                **{getattr(Customer, f): v for f, v in changes.items()},
+                Customer.field_clocks: json.dumps(clocks),
+                Customer.version: next(versions),
+                Customer.updated_at: now,
+            }
+        ).where(Customer.id == customer_id)
+        for conflict in conflicts:
+            await SyncConflict.insert(
+                SyncConflict(
+                    id=uuid7(),
+                    version=next(versions),
+                    updated_at=now,
+                    store_id=store_id,
+                    customer_id=customer_id,
+                    at=now,
+                    **conflict,
+                )
+            )
+    return losses
+
+
+async def add_phone(*, caller: Caller, ident: uuid.UUID, customer_id: uuid.UUID, number: str, kind: str) -> None:
+    """Append a phone (child rows never conflict); the first phone becomes the primary one."""
+    from server.customers.tables import CustomerPhone
+    from server.db import transaction
+
+    try:
+        e164, digits = normalise(number)
+    except PhoneError as exc:
+        raise Invalid(str(exc), field="number") from None
+    now = dt.datetime.now(dt.UTC)
+    async with transaction():
+        store_id, _ = await load_customer_scope(caller=caller, customer_id=customer_id)
+        existing = await CustomerPhone.select(CustomerPhone.number).where(
+            (CustomerPhone.customer_id == customer_id) & CustomerPhone.deleted.eq(False)
+        )
+        if any(r["number"] == e164 for r in existing):
+            raise Invalid(f"the customer already has the phone {e164}", field="number")
+        versions = await _next_versions(store_id, 1)
+        await CustomerPhone.insert(
+            CustomerPhone(
+                id=ident,
+                version=next(versions),
+                updated_at=now,
+                store_id=store_id,
+                customer_id=customer_id,
+                number=e164,
+                digits=digits,
+                kind=PhoneKind(kind),
+                is_primary=not existing,
+                created_at=now,
+            )
+        )
+
+
+async def add_tag(*, caller: Caller, ident: uuid.UUID, customer_id: uuid.UUID, tag: str) -> uuid.UUID:
+    """Tag a customer; returns the tag row's id. (customer, tag) is unique, so a tag removed
+    earlier comes back as its old row (a new version, no longer deleted) and that id is returned:
+    the device then drops the row it made under ``ident``."""
+    from server.customers.tables import CustomerTag
+    from server.db import transaction
+
+    text = tag.strip()
+    if not text:
+        raise Invalid("tag must not be blank", field="tag")
+    now = dt.datetime.now(dt.UTC)
+    async with transaction():
+        store_id, _ = await load_customer_scope(caller=caller, customer_id=customer_id)
+        same = await CustomerTag.select(CustomerTag.id, CustomerTag.deleted).where(
+            (CustomerTag.customer_id == customer_id) & (CustomerTag.tag == text)
+        )
+        if any(not r["deleted"] for r in same):
+            raise Invalid(f"the customer already has the tag {text!r}", field="tag")
+        versions = await _next_versions(store_id, 1)
+        if same:
+            revived = as_uuid(same[0]["id"])
+            await CustomerTag.update(
+                {CustomerTag.deleted: False, CustomerTag.version: next(versions), CustomerTag.updated_at: now}
+            ).where(CustomerTag.id == revived)
+            return revived
+        await CustomerTag.insert(
+            CustomerTag(
+                id=ident,
+                version=next(versions),
+                updated_at=now,
+                store_id=store_id,
+                customer_id=customer_id,
+                tag=text,
+                created_at=now,
+            )
+        )
+    return ident
+
+
+async def remove_tag(*, caller: Caller, tag_id: uuid.UUID) -> None:
+    """A tombstone: the row stays (deleted) until the retention window purges it."""
+    from server.auth.scope import load_in_scope
+    from server.customers.tables import CustomerTag
+    from server.db import transaction
+
+    now = dt.datetime.now(dt.UTC)
+    async with transaction():
+        row = await load_in_scope(
+            caller=caller,
+            table=CustomerTag,
+            select="SELECT t.id, t.store_id FROM customer_tags t",
+            alias="t",
+            ident=tag_id,
+            what="tag",
+            lock=True,
+        )
+        versions = await _next_versions(as_uuid(row["store_id"]), 1)
+        await CustomerTag.update(
+            {CustomerTag.deleted: True, CustomerTag.version: next(versions), CustomerTag.updated_at: now}
+        ).where(CustomerTag.id == tag_id)

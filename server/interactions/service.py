@@ -56,7 +56,8 @@ async def for_customer(*, customer_id: uuid.UUID, limit: int = 50) -> list[Inter
     return [to_out(r) for r in rows]
 
 
-async def log(*, caller: Caller, data: InteractionCreate) -> InteractionOut:
+async def log(*, caller: Caller, data: InteractionCreate, ident: uuid.UUID | None = None) -> InteractionOut:
+    """``ident``: the id a device made for the entry (sync); a fresh UUIDv7 otherwise."""
     from server.customers.service import load_customer_scope
 
     if data.kind not in LOGGABLE_INTERACTIONS:
@@ -70,7 +71,7 @@ async def log(*, caller: Caller, data: InteractionCreate) -> InteractionOut:
             raise Invalid("occurred_at is in the future", field="occurred_at")
     if data.kind in (InteractionKind.NOTE,) and not data.body.strip():
         raise Invalid("a note needs a body", field="body")
-    interaction_id = uuid7()
+    interaction_id = ident or uuid7()
     async with transaction():
         store_id, _ = await load_customer_scope(caller=caller, customer_id=data.customer_id)
         version = await allocate_versions(store_scope(store_id))

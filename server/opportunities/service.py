@@ -162,7 +162,8 @@ async def _stage_by_code(code: str) -> dict:
     return row
 
 
-async def create(*, caller: Caller, data: OpportunityCreate) -> OpportunityOut:
+async def create(*, caller: Caller, data: OpportunityCreate, ident: uuid.UUID | None = None) -> OpportunityOut:
+    """``ident``: the id a device made for the deal (sync); a fresh UUIDv7 otherwise."""
     from server.customers.service import load_customer_scope
 
     amount = _check_amount(data.amount)
@@ -181,7 +182,7 @@ async def create(*, caller: Caller, data: OpportunityCreate) -> OpportunityOut:
         if stage["kind"] != StageKind.OPEN:
             raise Invalid(f"a new opportunity cannot start in the closed stage {data.stage!r}", field="stage")
     now = _now()
-    opportunity_id = uuid7()
+    opportunity_id = ident or uuid7()
     async with transaction():
         store_id, owner_id = await load_customer_scope(caller=caller, customer_id=data.customer_id)
         last = await allocate_versions(store_scope(store_id), 2)

@@ -119,13 +119,14 @@ async def _check_owner(*, owner_id: uuid.UUID, store_id: uuid.UUID) -> None:
         raise Invalid("the new owner does not work in the task's store", field="owner_id")
 
 
-async def create(*, caller: Caller, data: TaskCreate) -> TaskOut:
+async def create(*, caller: Caller, data: TaskCreate, ident: uuid.UUID | None = None) -> TaskOut:
+    """``ident``: the id a device made for the task (sync); a fresh UUIDv7 otherwise."""
     from server.customers.service import load_customer_scope
     from server.opportunities.service import get as get_opportunity
 
     due_at = client_time(data.due_at, "due_at")
     now = _now()
-    task_id = uuid7()
+    task_id = ident or uuid7()
     async with transaction():
         store_id = caller.store_id
         if data.opportunity_id is not None:

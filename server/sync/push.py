@@ -1,0 +1,310 @@
+"""The push side of sync: a device's mutations, applied in order, each exactly once.
+
+One transaction per push. The device's row in ``sync_clients`` is locked first, so two copies of
+the same push (a retry racing the original) queue; each mutation runs under a savepoint, so a
+rejected one leaves nothing behind while the others stand; ``last_mutation_id`` and every answer
+are written in the same transaction. A mutation id at or below ``last_mutation_id`` is a replay:
+it changes nothing and gets the answer stored the first time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from server.auth.scope import Caller
+from server.customers import service as customers
+from server.db import is_postgres, transaction
+from server.errors import DomainError, Invalid
+from server.interactions import service as interactions
+from server.opportunities import service as opportunities
+from server.sync.service import read_rows, register_client
+from server.sync.tables import SyncClient, SyncMutation
+from server.tasks import service as tasks
+from shared import sync as proto
+from shared.wire import InteractionCreate, OpportunityCreate, OpportunityUpdate, StageMove, TaskCreate
+
+# What each mutation touches: (table, the argument holding the row's id). The rows travel back
+# with the answer, so the device holds the server's version at once (or its own change undone).
+TARGETS: dict[str, list[tuple[str, str]]] = {
+    "customer.create": [("customers", "id"), ("customer_phones", "phone_id")],
+    "customer.update": [("customers", "customer_id")],
+    "phone.add": [("customer_phones", "id")],
+    "tag.add": [("customer_tags", "id")],
+    "tag.remove": [("customer_tags", "tag_id")],
+    "interaction.log": [("interactions", "id")],
+    "task.create": [("tasks", "id")],
+    "task.complete": [("tasks", "task_id")],
+    "task.snooze": [("tasks", "task_id")],
+    "opportunity.create": [("opportunities", "id")],
+    "opportunity.update": [("opportunities", "opportunity_id")],
+    "opportunity.move": [("opportunities", "opportunity_id")],
+}
+# Mutations that create a row under an id the device made.
+CREATES = {name: targets[0] for name, targets in TARGETS.items() if targets[0][1] == "id"}
+
+Applier = Callable[[Caller, Any, str], Awaitable["Applied"]]
+
+
+class Applied(msgspec.Struct):
+    lost_fields: list[proto.FieldLoss] = []
+    # Ids the device must forget (its row was replaced by an existing server row).
+    dropped: list[tuple[str, uuid.UUID]] = []
+    # The row ids to send back when they differ from the arguments' (table -> id).
+    rows: dict[str, uuid.UUID] = {}
+
+
+def _convert(args: msgspec.Struct, target: type, drop: tuple[str, ...] = ("id",)) -> Any:
+    data = {k: v for k, v in msgspec.structs.asdict(args).items() if k not in drop and v is not msgspec.UNSET}
+    try:
+        return msgspec.convert(data, target)
+    except msgspec.ValidationError as exc:
+        raise Invalid(str(exc)) from None
+
+
+async def _customer_create(caller: Caller, a: proto.CustomerCreateArgs, hlc: str) -> Applied:
+    await customers.create_customer(
+        caller=caller,
+        ident=a.id,
+        name=a.name,
+        phone=a.phone,
+        phone_id=a.phone_id,
+        store_id=a.store_id,
+        gender=a.gender,
+        email=a.email,
+        city=a.city,
+        hlc=hlc,
+    )
+    return Applied()
+
+
+async def _customer_update(caller: Caller, a: proto.CustomerUpdateArgs, hlc: str) -> Applied:
+    fields = {k: v for k, v in msgspec.structs.asdict(a.fields).items() if v is not msgspec.UNSET}
+    lost = await customers.merge_fields(caller=caller, customer_id=a.customer_id, fields=fields, base=a.base, hlc=hlc)
+    return Applied(lost_fields=lost)
+
+
+async def _phone_add(caller: Caller, a: proto.PhoneAddArgs, hlc: str) -> Applied:
+    await customers.add_phone(caller=caller, ident=a.id, customer_id=a.customer_id, number=a.number, kind=a.kind)
+    return Applied()
+
+
+async def _tag_add(caller: Caller, a: proto.TagAddArgs, hlc: str) -> Applied:
+    used = await customers.add_tag(caller=caller, ident=a.id, customer_id=a.customer_id, tag=a.tag)
+    if used != a.id:
+        return Applied(dropped=[("customer_tags", a.id)], rows={"customer_tags": used})
+    return Applied()
+
+
+async def _tag_remove(caller: Caller, a: proto.TagRemoveArgs, hlc: str) -> Applied:
+    await customers.remove_tag(caller=caller, tag_id=a.tag_id)
+    return Applied()
+
+
+async def _interaction_log(caller: Caller, a: proto.InteractionLogArgs, hlc: str) -> Applied:
+    await interactions.log(caller=caller, data=_convert(a, InteractionCreate), ident=a.id)
+    return Applied()
+
+
+async def _task_create(caller: Caller, a: proto.TaskCreateArgs, hlc: str) -> Applied:
+    await tasks.create(caller=caller, data=_convert(a, TaskCreate), ident=a.id)
+    return Applied()
+
+
+async def _task_complete(caller: Caller, a: proto.TaskCompleteArgs, hlc: str) -> Applied:
+    await tasks.complete(caller=caller, task_id=a.task_id)
+    return Applied()
+
+
+async def _task_snooze(caller: Caller, a: proto.TaskSnoozeArgs, hlc: str) -> Applied:
+    until = _convert(a, _Until, drop=("task_id",)).until
+    await tasks.snooze(caller=caller, task_id=a.task_id, until=until)
+    return Applied()
+
+
+class _Until(msgspec.Struct):
+    until: dt.datetime
+
+
+async def _opportunity_create(caller: Caller, a: proto.OpportunityCreateArgs, hlc: str) -> Applied:
+    await opportunities.create(caller=caller, data=_convert(a, OpportunityCreate), ident=a.id)
+    return Applied()
+
+
+async def _opportunity_update(caller: Caller, a: proto.OpportunityUpdateArgs, hlc: str) -> Applied:
+    data = _convert(a, OpportunityUpdate, drop=("opportunity_id",))
+    await opportunities.update(caller=caller, opportunity_id=a.opportunity_id, data=data)
+    return Applied()
+
+
+async def _opportunity_move(caller: Caller, a: proto.OpportunityMoveArgs, hlc: str) -> Applied:
+    data = _convert(a, StageMove, drop=("opportunity_id",))
+    await opportunities.move_stage(caller=caller, opportunity_id=a.opportunity_id, data=data)
+    return Applied()
+
+
+APPLIERS: dict[str, Applier] = {
+    "customer.create": _customer_create,
+    "customer.update": _customer_update,
+    "phone.add": _phone_add,
+    "tag.add": _tag_add,
+    "tag.remove": _tag_remove,
+    "interaction.log": _interaction_log,
+    "task.create": _task_create,
+    "task.complete": _task_complete,
+    "task.snooze": _task_snooze,
+    "opportunity.create": _opportunity_create,
+    "opportunity.update": _opportunity_update,
+    "opportunity.move": _opportunity_move,
+}
+assert set(APPLIERS) == set(proto.MUTATION_ARGS) == set(TARGETS)
+
+
+def cap_hlc(stamp: str, now: dt.datetime) -> str:
+    """A phone clock far ahead of the server's is pulled back, so it cannot win every merge."""
+    wall, counter, node = proto.hlc_parse(stamp)
+    limit = int(now.timestamp() * 1000) + proto.HLC_MAX_AHEAD_MS
+    return proto.hlc_format(wall, counter, node) if wall <= limit else proto.hlc_format(limit, counter, node)
+
+
+async def _id_taken(table: str, ident: uuid.UUID) -> bool:
+    rows = await SyncMutation.raw(f"SELECT 1 AS x FROM {table} WHERE id = {{}}", ident)
+    return bool(rows)
+
+
+async def _apply(caller: Caller, mutation: proto.Mutation, args: msgspec.Struct, now: dt.datetime) -> Applied:
+    create = CREATES.get(mutation.name)
+    if create is not None and await _id_taken(create[0], args.id):
+        raise Invalid(f"id {args.id} is already used; make a new id for a new row", field="id")
+    return await APPLIERS[mutation.name](caller, args, cap_hlc(mutation.hlc, now))
+
+
+async def _rows(caller: Caller, mutation: proto.Mutation, args: Any, applied: Applied | None) -> list[proto.TableRows]:
+    """The server's current rows of what the mutation touched (tombstones included), in scope."""
+    pages = []
+    for table, arg in TARGETS[mutation.name]:
+        ident = (applied.rows.get(table) if applied else None) or (getattr(args, arg, None) if args else None)
+        if ident is None:
+            continue
+        spec = proto.TABLES_BY_NAME[table]
+        params: list[Any] = [ident]
+        rows = await read_rows(
+            spec, where=f"id = {{}} AND {caller.store_filter('store_id', params)}", params=params, caller=caller
+        )
+        if rows:
+            pages.append(proto.TableRows(table=table, columns=list(spec.column_names), rows=rows))
+    for table, ident in applied.dropped if applied else []:
+        spec = proto.TABLES_BY_NAME[table]
+        tombstone = [None] * len(spec.columns)
+        tombstone[0], tombstone[1], tombstone[2] = ident, 0, True
+        pages.append(proto.TableRows(table=table, columns=list(spec.column_names), rows=[tombstone]))
+    return pages
+
+
+_INTEGRITY = (asyncpg.IntegrityConstraintViolationError, sqlite3.IntegrityError)
+
+
+async def push(*, caller: Caller, request: proto.PushRequest) -> proto.PushResponse:
+    if len(request.mutations) > proto.MAX_MUTATIONS_PER_PUSH:
+        raise Invalid(
+            f"at most {proto.MAX_MUTATIONS_PER_PUSH} mutations per push, got {len(request.mutations)}",
+            field="mutations",
+        )
+    ids = [m.id for m in request.mutations]
+    if any(b <= a for a, b in itertools.pairwise(ids)):
+        raise Invalid("mutation ids must increase within a push (oldest first)", field="mutations")
+    await register_client(caller=caller, client_id=request.client_id, schema_version=request.schema_version)
+    now = dt.datetime.now(dt.UTC)
+    results: list[proto.MutationResult] = []
+    async with transaction() as txn:
+        lock = " FOR UPDATE" if is_postgres() else ""
+        sql = f"SELECT last_mutation_id FROM sync_clients WHERE id = {{}}{lock}"
+        client = await SyncClient.raw(sql, request.client_id)
+        last = int(client[0]["last_mutation_id"])
+        replayed = [m.id for m in request.mutations if m.id <= last]
+        answers = {}
+        if replayed:
+            for row in await SyncMutation.select().where(
+                (SyncMutation.client_id == request.client_id) & SyncMutation.mutation_id.is_in(replayed)
+            ):
+                answers[int(row["mutation_id"])] = row
+        records = []
+        for mutation in request.mutations:
+            args = None
+            try:
+                args = msgspec.convert(mutation.args, proto.MUTATION_ARGS[mutation.name])
+            except msgspec.ValidationError as exc:
+                bad_args = f"{mutation.name} arguments: {exc}"
+            else:
+                bad_args = None
+            if mutation.id <= last:
+                results.append(await _replayed(caller, mutation, args, answers.get(mutation.id), last))
+                continue
+            applied: Applied | None = None
+            if bad_args is not None:
+                result = proto.MutationResult(id=mutation.id, status="rejected", reason=bad_args, field="args")
+            else:
+                savepoint = await txn.savepoint(f"m{mutation.id}")
+                try:
+                    applied = await _apply(caller, mutation, args, now)
+                except DomainError as exc:
+                    await savepoint.rollback_to()
+                    result = proto.MutationResult(id=mutation.id, status="rejected", reason=exc.detail, field=exc.field)
+                except _INTEGRITY as exc:
+                    await savepoint.rollback_to()
+                    reason = f"conflicts with data already on the server ({type(exc).__name__})"
+                    result = proto.MutationResult(id=mutation.id, status="rejected", reason=reason)
+                else:
+                    await savepoint.release()
+                    result = proto.MutationResult(id=mutation.id, status="applied", lost_fields=applied.lost_fields)
+            result.rows = await _rows(caller, mutation, args, applied)
+            results.append(result)
+            records.append(
+                SyncMutation(
+                    client_id=request.client_id,
+                    mutation_id=mutation.id,
+                    name=mutation.name,
+                    status=result.status,
+                    reason=result.reason,
+                    field=result.field,
+                    lost_fields=json.dumps(msgspec.to_builtins(result.lost_fields)),
+                    created_at=now,
+                )
+            )
+            last = mutation.id
+        if records:
+            await SyncMutation.insert(*records)
+        await SyncClient.update({SyncClient.last_mutation_id: last, SyncClient.last_push_at: now}).where(
+            SyncClient.id == request.client_id
+        )
+    return proto.PushResponse(results=results, last_mutation_id=last)
+
+
+async def _replayed(
+    caller: Caller, mutation: proto.Mutation, args: Any, answer: dict | None, last: int
+) -> proto.MutationResult:
+    if answer is None:
+        # Never seen, yet below the last applied id: the device sent it out of order.
+        return proto.MutationResult(
+            id=mutation.id,
+            status="rejected",
+            reason=f"mutation {mutation.id} arrived after mutation {last} was applied; ids must increase",
+            rows=await _rows(caller, mutation, args, None),
+        )
+    lost = msgspec.convert(json.loads(answer["lost_fields"] or "[]"), list[proto.FieldLoss])
+    return proto.MutationResult(
+        id=mutation.id,
+        status=answer["status"],
+        reason=answer["reason"],
+        field=answer["field"],
+        lost_fields=lost,
+        rows=await _rows(caller, mutation, args, None),
+    )
