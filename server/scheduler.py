@@ -33,7 +33,11 @@ POLL_SECONDS = 2.0
 JOB_DEFAULTS = {"misfire_grace_time": 300, "coalesce": True, "max_instances": 1}
 
 # (job id, "module:function", interval seconds). Every reference is importable by name.
-JOBS = [("auth.purge_expired_sessions", "server.auth.jobs:purge_expired_sessions", 3600)]
+JOBS = [
+    ("auth.purge_expired_sessions", "server.auth.jobs:purge_expired_sessions", 3600),
+    ("sync.purge_tombstones", "server.sync.jobs:purge_tombstones", 3600),
+    ("sync.purge_old_answers", "server.sync.jobs:purge_old_answers", 6 * 3600),
+]
 
 
 def build_scheduler() -> AsyncIOScheduler:

@@ -38,9 +38,14 @@ from shared.sync import (
     TableSpec,
 )
 
-__all__ = ["CATALOG_SCOPE", "ORG_SCOPE", "allocate_versions", "current_version", "pull", "store_scope"]
+PULL_SEEN_EVERY = dt.timedelta(minutes=5)
 
-TOMBSTONE_RETENTION = dt.timedelta(days=30)
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+__all__ = ["CATALOG_SCOPE", "ORG_SCOPE", "allocate_versions", "current_version", "pull", "store_scope"]
 
 
 def store_scope(store_id: uuid.UUID) -> str:
@@ -236,14 +241,16 @@ async def register_client(*, caller: Caller, client_id: uuid.UUID, schema_versio
             f"{SCHEMA_VERSION}: update the app",
             field="schema_version",
         )
-    await SyncClient.raw(
-        "INSERT INTO sync_clients (id, user_id, last_mutation_id, schema_version, created_at) "
-        "VALUES ({}, {}, 0, {}, {}) ON CONFLICT (id) DO NOTHING",
-        client_id,
-        caller.user_id,
-        schema_version,
-        dt.datetime.now(dt.UTC),
-    )
+    row = await SyncClient.select().where(SyncClient.id == client_id).first()
+    if row is None:  # first contact (a pull is otherwise read-only: it never waits for a writer)
+        await SyncClient.raw(
+            "INSERT INTO sync_clients (id, user_id, last_mutation_id, schema_version, created_at) "
+            "VALUES ({}, {}, 0, {}, {}) ON CONFLICT (id) DO NOTHING",
+            client_id,
+            caller.user_id,
+            schema_version,
+            dt.datetime.now(dt.UTC),
+        )
     row = await SyncClient.select().where(SyncClient.id == client_id).first()
     if row is None or uuid.UUID(str(row["user_id"])) != caller.user_id:
         raise Invalid(
@@ -288,6 +295,7 @@ async def pull(*, caller: Caller, request: PullRequest) -> PullResponse:
         positions[scope] = position
     removed = sorted(s for s in cursor.p if s not in positions and s not in (ORG_SCOPE, CATALOG_SCOPE))
 
+    started = {scope: max(p.version, p.snapshot) for scope, p in positions.items()}
     changes: list[TableRows] = []
     budget = request.limit
     has_more = False
@@ -311,7 +319,14 @@ async def pull(*, caller: Caller, request: PullRequest) -> PullResponse:
         if boundary is not None:
             has_more = True
             break
-    await SyncClient.update({SyncClient.last_pull_at: now}).where(SyncClient.id == request.client_id)
+    # A purge that committed while this page was read may have removed a tombstone the page was
+    # about to carry (it commits the deletion and the horizon together, so the horizon shows it).
+    for scope, (_, purged) in (await scope_versions(scopes)).items():
+        if purged > started[scope]:
+            return reset(f"deletions were purged in scope {scope} while this page was read; a fresh copy is needed")
+    seen = client["last_pull_at"]
+    if seen is None or now - _aware(seen) > PULL_SEEN_EVERY:  # for adoption figures; rarely a write
+        await SyncClient.update({SyncClient.last_pull_at: now}).where(SyncClient.id == request.client_id)
     return PullResponse(
         changes=_merge_pages(changes),
         cursor=encode_cursor(_Cursor(s=SCHEMA_VERSION, p=positions)),
