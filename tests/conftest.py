@@ -132,3 +132,17 @@ async def stores(demo) -> dict[str, uuid.UUID]:
     from server.stores.tables import Store
 
     return {r["code"]: r["id"] for r in await Store.select(Store.code, Store.id)}
+
+
+@pytest.fixture(scope="session")
+def live_server(demo):
+    """`floorwalker serve` on the session's seeded database (same data the in-process client sees);
+    tests may stop and restart it. Stopped by PID at the end; its log must hold no traceback."""
+    from tests.live import LiveServer
+
+    server = LiveServer(DATABASE_URL, TMP).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert not server.tracebacks(), server.tracebacks()[-4000:]
