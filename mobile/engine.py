@@ -8,8 +8,12 @@ with their cursor, so a dropped connection loses at most one page.
 
 Transient failures (no network, timeouts, 5xx, 429) are retried with exponential backoff and full
 jitter; a 401 triggers one token refresh; any other 4xx stops this round with the server's message
-and keeps the outbox. Everything that waits (``sleep``, ``random``, ``clock``) and the HTTP
-transport are injectable, so tests can run engines against a real server through a faulty wire.
+and keeps the outbox. A refresh the server refuses (the account was deactivated or the session
+revoked: the token provider raises :class:`SignedOut`, or an ``httpx.HTTPStatusError`` with 401/403)
+signs the device out: the replica is wiped (rows, outbox, conflict log) and the state is
+'signed_out', because a device must not keep rows its user may no longer see. Everything that
+waits (``sleep``, ``random``, ``clock``) and the HTTP transport are injectable, so tests can run
+engines against a real server through a faulty wire.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from shared import sync as proto
 
 log = logging.getLogger("floorwalker.mobile.sync")
 
-State = Literal["synced", "syncing", "pending", "offline", "error"]
+State = Literal["synced", "syncing", "pending", "offline", "error", "signed_out"]
 # Called with refresh=False for the current access token, refresh=True after a 401 for a new one.
 TokenProvider = Callable[[bool], str | Awaitable[str]]
 T = TypeVar("T")
@@ -60,6 +64,16 @@ class SyncFailed(Exception):
     def __init__(self, message: str, state: State = "error") -> None:
         super().__init__(message)
         self.state = state
+
+
+class SignedOut(Exception):
+    """Raised by a token provider when the server refuses to refresh the session (401/403)."""
+
+
+def _refused(exc: BaseException) -> bool:
+    if isinstance(exc, SignedOut):
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (401, 403)
 
 
 class _Retry(Exception):
@@ -222,6 +236,9 @@ class SyncEngine:
             try:
                 await self._round()
             except SyncFailed as exc:
+                if exc.state == "signed_out":
+                    self._sign_out(str(exc))
+                    return
                 self._set(state=exc.state, last_error=str(exc), pending=self.replica.pending_count())
                 return
             except Exception as exc:  # a bug or a broken replica file: show it, do not spin
@@ -241,6 +258,13 @@ class SyncEngine:
         at = times.utc_text(times.from_ms(self.clock() * 1000))
         self.replica.mark_synced(at)
         self._set(state="synced", pending=0, last_synced_at=at, last_error=None)
+
+    def _sign_out(self, message: str) -> None:
+        """The server ended this user's session for good: forget everything the device holds."""
+        log.warning("signed out by the server: %s", message)
+        self._token = None
+        self.replica.wipe()
+        self._set(state="signed_out", pending=0, last_synced_at=None, last_error=message)
 
     # --- push and pull --------------------------------------------------------------------------
 
@@ -295,6 +319,8 @@ class SyncEngine:
                 if inspect.isawaitable(token):
                     token = await token
             except Exception as exc:
+                if _refused(exc) and (refresh or isinstance(exc, SignedOut)):
+                    raise SyncFailed(f"the server refused the session ({exc}); sign in again", "signed_out") from exc
                 raise SyncFailed(f"cannot get an access token ({exc}); sign in again") from exc
             self._token = str(token)
         return self._token
@@ -375,7 +401,12 @@ class SyncEngine:
                             except msgspec.DecodeError:
                                 continue
                             self.poke()
-            except (httpx.TransportError, _Retry, SyncFailed) as exc:
+            except SyncFailed as exc:
+                if exc.state == "signed_out":
+                    self._sign_out(str(exc))
+                    return
+                log.debug("poke stream closed: %s", exc)
+            except (httpx.TransportError, _Retry) as exc:
                 log.debug("poke stream closed: %s", exc)
             finally:
                 self.connected = False

@@ -310,6 +310,24 @@ class Replica:
             self.set_meta(CURSOR, None)
             self.rebase()
 
+    def wipe(self) -> None:
+        """The user was signed out by the server (account deactivated, session revoked): forget
+        everything — synced rows, the outbox, the conflict log, the identity — and start as a new
+        replica (a new client id, so a later sign-in begins afresh on the server too)."""
+        with self.transaction():
+            for spec in proto.TABLES:
+                self.db.execute(f"DELETE FROM {spec.name}")
+            self.db.execute("DELETE FROM outbox")
+            self.db.execute("DELETE FROM conflicts")
+            self.db.execute("DELETE FROM meta")
+            self.set_meta(SCHEMA, str(proto.SCHEMA_VERSION))
+            self.set_meta(CLIENT_ID, str(uuid.uuid4()))
+            self.client_id = uuid.UUID(self.get_meta(CLIENT_ID))
+            self.clock = proto.HybridClock(node=self.client_id.hex, wall_ms=self._clock_ms)
+        # Deleted rows linger in free pages and the write-ahead log until overwritten: rewrite both.
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def mark_synced(self, at: str | None = None) -> None:
         with self.transaction():
             self.set_meta(LAST_SYNCED, at or self.now())

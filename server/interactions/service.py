@@ -7,7 +7,7 @@ import uuid
 
 from server.auth.scope import Caller
 from server.db import transaction
-from server.errors import Invalid
+from server.errors import DomainError, Invalid, NotFound
 from server.interactions.tables import Interaction
 from server.sync.service import allocate_versions, store_scope
 from server.values import as_uuid, client_time, utc
@@ -56,14 +56,11 @@ async def for_customer(*, customer_id: uuid.UUID, limit: int = 50) -> list[Inter
     return [to_out(r) for r in rows]
 
 
-async def log(*, caller: Caller, data: InteractionCreate, ident: uuid.UUID | None = None) -> InteractionOut:
-    """``ident``: the id a device made for the entry (sync); a fresh UUIDv7 otherwise."""
-    from server.customers.service import load_customer_scope
-
+def _checked(data: InteractionCreate, now: dt.datetime) -> dt.datetime:
+    """Validate a new entry; its occurred_at (UTC)."""
     if data.kind not in LOGGABLE_INTERACTIONS:
         allowed = ", ".join(sorted(LOGGABLE_INTERACTIONS))
         raise Invalid(f"{data.kind} events come from the shop systems; log one of {allowed}", field="kind")
-    now = dt.datetime.now(dt.UTC)
     occurred_at = now
     if data.occurred_at is not None:
         occurred_at = client_time(data.occurred_at, "occurred_at")
@@ -71,25 +68,89 @@ async def log(*, caller: Caller, data: InteractionCreate, ident: uuid.UUID | Non
             raise Invalid("occurred_at is in the future", field="occurred_at")
     if data.kind in (InteractionKind.NOTE,) and not data.body.strip():
         raise Invalid("a note needs a body", field="body")
+    return occurred_at
+
+
+def _row(caller: Caller, ident: uuid.UUID, data: InteractionCreate, store_id, occurred_at, now, version) -> Interaction:
+    return Interaction(
+        id=ident,
+        version=version,
+        updated_at=now,
+        store_id=store_id,
+        customer_id=data.customer_id,
+        user_id=caller.user_id,
+        kind=data.kind,
+        channel=data.channel or DEFAULT_CHANNEL[data.kind],
+        occurred_at=occurred_at,
+        duration_seconds=data.duration_seconds,
+        body=data.body.strip(),
+        created_at=now,
+    )
+
+
+async def log(*, caller: Caller, data: InteractionCreate, ident: uuid.UUID | None = None) -> InteractionOut:
+    """``ident``: the id a device made for the entry (sync); a fresh UUIDv7 otherwise."""
+    from server.customers.service import load_customer_scope
+
+    now = dt.datetime.now(dt.UTC)
+    occurred_at = _checked(data, now)
     interaction_id = ident or uuid7()
     async with transaction():
         store_id, _ = await load_customer_scope(caller=caller, customer_id=data.customer_id)
         version = await allocate_versions(store_scope(store_id))
-        await Interaction.insert(
-            Interaction(
-                id=interaction_id,
-                version=version,
-                updated_at=now,
-                store_id=store_id,
-                customer_id=data.customer_id,
-                user_id=caller.user_id,
-                kind=data.kind,
-                channel=data.channel or DEFAULT_CHANNEL[data.kind],
-                occurred_at=occurred_at,
-                duration_seconds=data.duration_seconds,
-                body=data.body.strip(),
-                created_at=now,
-            )
-        )
+        await Interaction.insert(_row(caller, interaction_id, data, store_id, occurred_at, now, version))
     rows = await Interaction.raw(_SELECT + "WHERE i.id = {}", interaction_id)
     return to_out(rows[0])
+
+
+Prepared = dict[uuid.UUID, list]  # store id -> [(ident, data, occurred_at)]
+
+
+async def check_many(
+    *, caller: Caller, items: list[tuple[uuid.UUID, InteractionCreate]]
+) -> tuple[dict[uuid.UUID, DomainError | None], Prepared]:
+    """Check several new entries with two statements (a phone's batch of visits and calls): each is
+    answered None (accepted) or with the error that refuses it. ``write_many`` stores the accepted
+    ones; call it last in the transaction, since it locks the stores' change counters until commit."""
+    now = dt.datetime.now(dt.UTC)
+    answers: dict[uuid.UUID, DomainError | None] = {}
+    rows: Prepared = {}
+    valid: list[tuple[uuid.UUID, InteractionCreate, dt.datetime]] = []
+    for ident, data in items:
+        try:
+            valid.append((ident, data, _checked(data, now)))
+        except DomainError as exc:
+            answers[ident] = exc
+    if valid:
+        params: list[object] = [data.customer_id for _, data, _ in valid]
+        marks = ", ".join("{}" for _ in valid)
+        scope = caller.store_filter("store_id", params)
+        found = await Interaction.raw(
+            f"SELECT id, store_id FROM customers WHERE id IN ({marks}) AND deleted = false AND {scope}", *params
+        )
+        stores = {as_uuid(r["id"]): as_uuid(r["store_id"]) for r in found}
+        taken = await Interaction.raw(
+            f"SELECT id FROM interactions WHERE id IN ({marks})", *[ident for ident, _, _ in valid]
+        )
+        used = {as_uuid(r["id"]) for r in taken}
+        for ident, data, occurred_at in valid:
+            if data.customer_id not in stores:
+                answers[ident] = NotFound(f"customer {data.customer_id} not found")
+            elif ident in used or ident in answers:
+                answers[ident] = Invalid(f"id {ident} is already used; make a new id for a new row", field="id")
+            else:
+                answers[ident] = None
+                rows.setdefault(stores[data.customer_id], []).append((ident, data, occurred_at))
+    return answers, rows
+
+
+async def write_many(*, caller: Caller, prepared: Prepared) -> None:
+    now = dt.datetime.now(dt.UTC)
+    for store_id, entries in prepared.items():
+        first = await allocate_versions(store_scope(store_id), len(entries)) - len(entries) + 1
+        await Interaction.insert(
+            *(
+                _row(caller, ident, data, store_id, occurred_at, now, first + n)
+                for n, (ident, data, occurred_at) in enumerate(entries)
+            )
+        )

@@ -56,6 +56,9 @@ Applier = Callable[[Caller, Any, str], Awaitable["Applied"]]
 
 class Applied(msgspec.Struct):
     lost_fields: list[proto.FieldLoss] = []
+    # Send the row back with the answer (not for a row the device made itself and the server
+    # stored as sent: the next pull brings it, and the push stays cheap).
+    echo: bool = True
     # Ids the device must forget (its row was replaced by an existing server row).
     dropped: list[tuple[str, uuid.UUID]] = []
     # The row ids to send back when they differ from the arguments' (table -> id).
@@ -236,21 +239,36 @@ async def push(*, caller: Caller, request: proto.PushRequest) -> proto.PushRespo
                 (SyncMutation.client_id == request.client_id) & SyncMutation.mutation_id.is_in(replayed)
             ):
                 answers[int(row["mutation_id"])] = row
-        records = []
+        decoded: list[tuple[proto.Mutation, Any, str | None]] = []
         for mutation in request.mutations:
-            args = None
             try:
-                args = msgspec.convert(mutation.args, proto.MUTATION_ARGS[mutation.name])
+                decoded.append((mutation, msgspec.convert(mutation.args, proto.MUTATION_ARGS[mutation.name]), None))
             except msgspec.ValidationError as exc:
-                bad_args = f"{mutation.name} arguments: {exc}"
-            else:
-                bad_args = None
+                decoded.append((mutation, None, f"{mutation.name} arguments: {exc}"))
+        # Logged visits and calls (most of what phones push) are checked in one go and written last,
+        # so the store's change counter is locked only for the final statements.
+        # (Not when the push creates a customer: its visits must see it, so everything goes in order.)
+        batch = [(m, a) for m, a, bad in decoded if m.id > last and bad is None and m.name in BATCHED]
+        if any(m.name == "customer.create" and m.id > last for m, _, _ in decoded):
+            batch = []
+        batch_answers, prepared = await _check_batch(caller, batch)
+        records = []
+        for mutation, args, bad_args in decoded:
             if mutation.id <= last:
                 results.append(await _replayed(caller, mutation, args, answers.get(mutation.id), last))
                 continue
             applied: Applied | None = None
             if bad_args is not None:
                 result = proto.MutationResult(id=mutation.id, status="rejected", reason=bad_args, field="args")
+            elif mutation.id in batch_answers:
+                error = batch_answers[mutation.id]
+                if error is None:
+                    result = proto.MutationResult(id=mutation.id, status="applied")
+                    applied = Applied(echo=False)
+                else:
+                    result = proto.MutationResult(
+                        id=mutation.id, status="rejected", reason=error.detail, field=error.field
+                    )
             else:
                 savepoint = await txn.savepoint(f"m{mutation.id}")
                 try:
@@ -265,7 +283,8 @@ async def push(*, caller: Caller, request: proto.PushRequest) -> proto.PushRespo
                 else:
                     await savepoint.release()
                     result = proto.MutationResult(id=mutation.id, status="applied", lost_fields=applied.lost_fields)
-            result.rows = await _rows(caller, mutation, args, applied)
+            if applied is None or applied.echo:
+                result.rows = await _rows(caller, mutation, args, applied)
             results.append(result)
             records.append(
                 SyncMutation(
@@ -285,7 +304,37 @@ async def push(*, caller: Caller, request: proto.PushRequest) -> proto.PushRespo
         await SyncClient.update({SyncClient.last_mutation_id: last, SyncClient.last_push_at: now}).where(
             SyncClient.id == request.client_id
         )
+        await interactions.write_many(caller=caller, prepared=prepared)
     return proto.PushResponse(results=results, last_mutation_id=last)
+
+
+BATCHED = {"interaction.log"}
+
+
+async def _check_batch(
+    caller: Caller, batch: list[tuple[proto.Mutation, Any]]
+) -> tuple[dict[int, DomainError | None], interactions.Prepared]:
+    """Check the batchable mutations; answers by mutation id (None: accepted)."""
+    if not batch:
+        return {}, {}
+    items = []
+    by_ident: dict[uuid.UUID, int] = {}
+    answers: dict[int, DomainError | None] = {}
+    for mutation, args in batch:
+        try:
+            items.append((args.id, _convert(args, InteractionCreate)))
+        except DomainError as exc:
+            answers[mutation.id] = exc
+            continue
+        by_ident.setdefault(args.id, mutation.id)
+    checked, prepared = await interactions.check_many(caller=caller, items=items)
+    for mutation, args in batch:
+        if mutation.id not in answers:
+            error = checked.get(args.id)
+            if by_ident.get(args.id) != mutation.id:  # the same id twice in one push
+                error = Invalid(f"id {args.id} is already used; make a new id for a new row", field="id")
+            answers[mutation.id] = error
+    return answers, prepared
 
 
 async def _replayed(
