@@ -15,6 +15,7 @@ from server.db import transaction
 from server.errors import NotFound, RateLimited, Unauthorized
 from server.settings import Settings
 from server.stores.tables import Store
+from server.values import as_uuid
 from shared.enums import Role
 from shared.ids import uuid7
 from shared.wire import TokenPair, UserOut
@@ -210,17 +211,22 @@ async def caller_for_token(access_token: str, *, settings: Settings) -> Caller:
         raise Unauthorized("access token expired; refresh it") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("invalid access token") from None
-    row = await User.select(*_USER_COLUMNS).where(User.id == user_id).first()
+    # One statement per request: the user and whether the session is alive.
+    rows = await User.raw(
+        "SELECT u.id, u.username, u.display_name, u.role, u.store_id, u.region_id, u.language, u.active, "
+        "EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = {} AND t.user_id = u.id "
+        "AND t.revoked_at IS NULL AND t.expires_at > {}) AS live FROM users u WHERE u.id = {}",
+        session_id,
+        _now(),
+        user_id,
+    )
+    row = rows[0] if rows else None
     if row is None or not row["active"]:
         raise Unauthorized("this account is deactivated; ask your store manager")
-    live = await RefreshToken.exists().where(
-        (RefreshToken.family_id == session_id)
-        & (RefreshToken.user_id == user_id)
-        & RefreshToken.revoked_at.is_null()
-        & (RefreshToken.expires_at > _now())
-    )
-    if not live:
+    if not row["live"]:
         raise Unauthorized("session ended (logged out or revoked); log in again")
+    row["store_id"], row["region_id"] = as_uuid(row["store_id"]), as_uuid(row["region_id"])
+    row["id"] = as_uuid(row["id"])
     return await _caller_from_row(row)
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 
 from server.auth.scope import Caller
-from server.db import transaction
+from server.db import insert_many, transaction
 from server.errors import DomainError, Invalid, NotFound
 from server.interactions.tables import Interaction
 from server.sync.service import allocate_versions, store_scope
@@ -144,13 +144,23 @@ async def check_many(
     return answers, rows
 
 
+_COLUMNS = (
+    "id", "version", "deleted", "updated_at", "store_id", "customer_id", "user_id", "kind", "channel", "occurred_at",
+    "duration_seconds", "body", "created_at",
+)  # fmt: skip
+
+
 async def write_many(*, caller: Caller, prepared: Prepared) -> None:
     now = dt.datetime.now(dt.UTC)
     for store_id, entries in prepared.items():
         first = await allocate_versions(store_scope(store_id), len(entries)) - len(entries) + 1
-        await Interaction.insert(
-            *(
-                _row(caller, ident, data, store_id, occurred_at, now, first + n)
+        await insert_many(
+            "interactions",
+            _COLUMNS,
+            [
+                (ident, first + n, False, now, store_id, data.customer_id, caller.user_id, str(data.kind),
+                 str(data.channel or DEFAULT_CHANNEL[data.kind]), occurred_at, data.duration_seconds,
+                 data.body.strip(), now)
                 for n, (ident, data, occurred_at) in enumerate(entries)
-            )
-        )
+            ],
+        )  # fmt: skip

@@ -22,7 +22,7 @@ import msgspec
 
 from server.auth.scope import Caller
 from server.customers import service as customers
-from server.db import is_postgres, transaction
+from server.db import insert_many, transaction
 from server.errors import DomainError, Invalid
 from server.interactions import service as interactions
 from server.opportunities import service as opportunities
@@ -212,6 +212,8 @@ async def _rows(caller: Caller, mutation: proto.Mutation, args: Any, applied: Ap
     return pages
 
 
+_ANSWER_COLUMNS = ("client_id", "mutation_id", "name", "status", "reason", "field", "lost_fields", "created_at")
+_encoder = msgspec.json.Encoder()
 _INTEGRITY = (asyncpg.IntegrityConstraintViolationError, sqlite3.IntegrityError)
 
 
@@ -224,14 +226,13 @@ async def push(*, caller: Caller, request: proto.PushRequest) -> proto.PushRespo
     ids = [m.id for m in request.mutations]
     if any(b <= a for a, b in itertools.pairwise(ids)):
         raise Invalid("mutation ids must increase within a push (oldest first)", field="mutations")
-    await register_client(caller=caller, client_id=request.client_id, schema_version=request.schema_version)
     now = dt.datetime.now(dt.UTC)
     results: list[proto.MutationResult] = []
     async with transaction() as txn:
-        lock = " FOR UPDATE" if is_postgres() else ""
-        sql = f"SELECT last_mutation_id FROM sync_clients WHERE id = {{}}{lock}"
-        client = await SyncClient.raw(sql, request.client_id)
-        last = int(client[0]["last_mutation_id"])
+        client = await register_client(
+            caller=caller, client_id=request.client_id, schema_version=request.schema_version, lock=True
+        )
+        last = int(client["last_mutation_id"])
         replayed = [m.id for m in request.mutations if m.id <= last]
         answers = {}
         if replayed:
@@ -287,20 +288,19 @@ async def push(*, caller: Caller, request: proto.PushRequest) -> proto.PushRespo
                 result.rows = await _rows(caller, mutation, args, applied)
             results.append(result)
             records.append(
-                SyncMutation(
-                    client_id=request.client_id,
-                    mutation_id=mutation.id,
-                    name=mutation.name,
-                    status=result.status,
-                    reason=result.reason,
-                    field=result.field,
-                    lost_fields=json.dumps(msgspec.to_builtins(result.lost_fields)),
-                    created_at=now,
+                (
+                    request.client_id,
+                    mutation.id,
+                    mutation.name,
+                    result.status,
+                    result.reason,
+                    result.field,
+                    _encoder.encode(result.lost_fields).decode(),
+                    now,
                 )
             )
             last = mutation.id
-        if records:
-            await SyncMutation.insert(*records)
+        await insert_many("sync_mutations", _ANSWER_COLUMNS, records)
         await SyncClient.update({SyncClient.last_mutation_id: last, SyncClient.last_push_at: now}).where(
             SyncClient.id == request.client_id
         )

@@ -231,8 +231,10 @@ async def _changes(
 # --- pull ---------------------------------------------------------------------------------------
 
 
-async def register_client(*, caller: Caller, client_id: uuid.UUID, schema_version: int) -> dict:
-    """The device's row (made on first contact). A client id belongs to one user."""
+async def register_client(*, caller: Caller, client_id: uuid.UUID, schema_version: int, lock: bool = False) -> dict:
+    """The device's row (made on first contact). A client id belongs to one user. ``lock`` (in
+    the push transaction) takes the row lock on PostgreSQL, so copies of one push queue."""
+    from server.db import is_postgres
     from server.errors import Conflict
 
     if schema_version < MIN_SCHEMA_VERSION or schema_version > SCHEMA_VERSION:
@@ -241,8 +243,11 @@ async def register_client(*, caller: Caller, client_id: uuid.UUID, schema_versio
             f"{SCHEMA_VERSION}: update the app",
             field="schema_version",
         )
-    row = await SyncClient.select().where(SyncClient.id == client_id).first()
-    if row is None:  # first contact (a pull is otherwise read-only: it never waits for a writer)
+    sql = "SELECT id, user_id, last_mutation_id, last_pull_at FROM sync_clients WHERE id = {}"
+    if lock and is_postgres():
+        sql += " FOR UPDATE"
+    rows = await SyncClient.raw(sql, client_id)
+    if not rows:  # first contact (a pull is otherwise read-only: it never waits for a writer)
         await SyncClient.raw(
             "INSERT INTO sync_clients (id, user_id, last_mutation_id, schema_version, created_at) "
             "VALUES ({}, {}, 0, {}, {}) ON CONFLICT (id) DO NOTHING",
@@ -251,13 +256,13 @@ async def register_client(*, caller: Caller, client_id: uuid.UUID, schema_versio
             schema_version,
             dt.datetime.now(dt.UTC),
         )
-    row = await SyncClient.select().where(SyncClient.id == client_id).first()
-    if row is None or uuid.UUID(str(row["user_id"])) != caller.user_id:
+        rows = await SyncClient.raw(sql, client_id)
+    if not rows or uuid.UUID(str(rows[0]["user_id"])) != caller.user_id:
         raise Invalid(
             "this client_id belongs to another user's replica: make a new client id for this user",
             field="client_id",
         )
-    return row
+    return rows[0]
 
 
 async def pull(*, caller: Caller, request: PullRequest) -> PullResponse:
