@@ -87,3 +87,32 @@ async def insert_many(table: str, columns: Sequence[str], rows: Sequence[Sequenc
     else:
         marks = ", ".join("?" * len(columns))
     await txn.connection.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})', rows)
+
+
+def _numbered(sql: str) -> str:
+    """Piccolo's ``{}`` placeholders as asyncpg's $1, $2, ..."""
+    parts = sql.split("{}")
+    return "".join(f"{part}${n}" if n < len(parts) else part for n, part in enumerate(parts, start=1))
+
+
+async def fetch_lists(sql: str, params: Sequence[Any]) -> list[list[Any]]:
+    """Rows as lists, straight from the driver on PostgreSQL (sync pages are large: no dict per
+    row); inside a transaction on its connection. ``sql`` uses Piccolo's ``{}`` placeholders."""
+    eng = engine()
+    if isinstance(eng, PostgresEngine):
+        txn = eng.current_transaction.get()
+        if txn is not None:
+            records = await txn.connection.fetch(_numbered(sql), *params)
+        elif eng.pool is not None:
+            async with eng.pool.acquire() as connection:
+                records = await connection.fetch(_numbered(sql), *params)
+        else:
+            connection = await eng.get_new_connection()
+            try:
+                records = await connection.fetch(_numbered(sql), *params)
+            finally:
+                await connection.close()
+        return [list(r) for r in records]
+    from server.sync.tables import ScopeVersion
+
+    return [list(r.values()) for r in await ScopeVersion.raw(sql, *params)]

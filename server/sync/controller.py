@@ -56,7 +56,7 @@ class SyncController(Controller):
                             await auth_service.caller_for_token(token, settings=settings)
                         except Unauthorized:
                             return
-                        yield ServerSentEventMessage(comment="keep-alive")
+                        yield ServerSentEventMessage(data=None, comment="keep-alive")  # no event fires
                         continue
                     if poke is None:  # the server is stopping
                         return

@@ -176,10 +176,13 @@ async def _boundary(scope: str, after: int, snapshot: int, limit: int) -> int | 
 
 async def read_rows(spec: TableSpec, *, where: str, params: list[Any], caller: Caller | None = None) -> list[list[Any]]:
     """Rows of ``spec`` as wire lists (columns in the spec's order), masked for ``caller``."""
-    from server.sync.tables import ScopeVersion as _any_table
+    from server.db import fetch_lists, is_postgres
 
-    rows = await _any_table.raw(f"SELECT {_select_list(spec)} FROM {spec.name} WHERE {where}", *params)
-    return [_to_wire(spec, list(r.values()), caller) for r in rows]
+    rows = await fetch_lists(f"SELECT {_select_list(spec)} FROM {spec.name} WHERE {where}", params)
+    masked = caller is not None and not caller.sees_full_phones and spec.name in ("customers", "customer_phones")
+    if is_postgres() and not masked:
+        return rows  # asyncpg already hands back bools, Decimals of two places, JSON as text
+    return [_to_wire(spec, row, caller) for row in rows]
 
 
 _MONEY = {spec.name: [i for i, (_, kind) in enumerate(spec.columns) if kind == "money"] for spec in TABLES}
@@ -214,6 +217,8 @@ async def _changes(
     scope: str, after: int, upto: int, snapshot: int, caller: Caller
 ) -> tuple[list[TableRows], int, int]:
     """Every change in ``scope`` with after < version <= upto: pages per table, row count, upto."""
+    from server.db import fetch_lists
+
     pages = []
     count = 0
     for spec in _BY_SCOPE_KIND[_scope_kind(scope)]:
@@ -221,11 +226,41 @@ async def _changes(
         where = [_scope_condition(spec, params, scope), "version > {}", "version <= {}"]
         where.append("(deleted = false OR version > {})")
         params.extend([after, upto, snapshot])
+        if _json_from_database(spec, caller):
+            # PostgreSQL writes the page's JSON itself; it travels to the phone as it is.
+            sql = (
+                f"SELECT count(*), coalesce(json_agg(json_build_array({_JSON_COLUMNS[spec.name]}) ORDER BY version), "
+                f"'[]')::text FROM {spec.name} WHERE {' AND '.join(where)}"
+            )
+            n, text = (await fetch_lists(sql, params))[0]
+            if n:
+                rows: Any = msgspec.Raw(text.encode())
+                pages.append(TableRows(table=spec.name, columns=list(spec.column_names), rows=rows))
+                count += n
+            continue
         rows = await read_rows(spec, where=" AND ".join(where) + " ORDER BY version", params=params, caller=caller)
         if rows:
             pages.append(TableRows(table=spec.name, columns=list(spec.column_names), rows=rows))
             count += len(rows)
     return pages, count, upto
+
+
+def _json_expression(name: str, kind: str) -> str:
+    if kind == "ts":  # RFC 3339 in UTC whatever the session's time zone
+        return f"""to_char("{name}" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    if kind in ("money", "json"):  # a decimal string; JSON as its text
+        return f'"{name}"::text'
+    return f'"{name}"'
+
+
+_JSON_COLUMNS = {spec.name: ", ".join(_json_expression(n, k) for n, k in spec.columns) for spec in TABLES}
+
+
+def _json_from_database(spec: TableSpec, caller: Caller) -> bool:
+    from server.db import is_postgres
+
+    masked = not caller.sees_full_phones and spec.name in ("customers", "customer_phones")
+    return is_postgres() and not masked
 
 
 # --- pull ---------------------------------------------------------------------------------------
@@ -347,7 +382,9 @@ def _merge_pages(pages: list[TableRows]) -> list[TableRows]:
     """One page per table (rows of several scopes of the same table travel together)."""
     merged: dict[str, TableRows] = {}
     for page in pages:
-        if page.table in merged:
+        if isinstance(page.rows, msgspec.Raw):  # already encoded: travels as its own page
+            merged[f"{page.table} {len(merged)}"] = page
+        elif page.table in merged:
             merged[page.table].rows.extend(page.rows)
         else:
             merged[page.table] = page
