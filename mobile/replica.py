@@ -39,9 +39,20 @@ CREATE TABLE IF NOT EXISTS conflicts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL,
     mutation_id INTEGER, mutation TEXT, table_name TEXT, row_id TEXT, customer_id TEXT, field TEXT,
     my_value TEXT, kept_value TEXT, kept_by TEXT, kept_by_name TEXT, kept_at TEXT, reason TEXT,
-    seen INTEGER NOT NULL DEFAULT 0
+    seen INTEGER NOT NULL DEFAULT 0, my_hlc TEXT, source_id TEXT
 );
 CREATE INDEX IF NOT EXISTS conflicts_seen ON conflicts (seen, id);
+"""
+
+# Columns added to the local tables after the first release: (table, column, type). A file made
+# by an older app gets them (null in its old rows) when opened; indexes on them come after.
+_LOCAL_COLUMNS = (
+    ("conflicts", "my_hlc", "TEXT"),  # the HLC of my losing edit (its mutation's stamp)
+    ("conflicts", "source_id", "TEXT"),  # the sync_conflicts row an entry came from
+)
+_LOCAL_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS conflicts_source ON conflicts (source_id);
+CREATE INDEX IF NOT EXISTS conflicts_field ON conflicts (customer_id, field)
 """
 
 # meta keys
@@ -126,6 +137,7 @@ class Replica:
             for statement in _LOCAL_SCHEMA.split(";"):
                 if statement.strip():
                     self.db.execute(statement)
+            self._migrate_local_tables()
             if self.get_meta(CLIENT_ID) is None:
                 self.set_meta(CLIENT_ID, str(uuid.uuid4()))
             self.client_id = uuid.UUID(self.get_meta(CLIENT_ID))
@@ -144,6 +156,17 @@ class Replica:
         self.db.close()
 
     # --- schema -----------------------------------------------------------------------------------
+
+    def _migrate_local_tables(self) -> None:
+        """Bring the local tables of a file an older app made up to date (columns are only ever
+        added, so its outbox and conflict log stay as they are)."""
+        for table, column, kind in _LOCAL_COLUMNS:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        for statement in _LOCAL_INDEXES.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
 
     def _create_synced_tables(self) -> None:
         for spec in proto.TABLES:
@@ -289,11 +312,74 @@ class Replica:
         with self.transaction():
             for page in response.changes:
                 self._write_rows(page)
+            self._log_synced_losses(response.changes)
             if response.scopes_removed:
                 self._delete_scopes(response.scopes_removed)
             self.set_meta(CURSOR, response.cursor)
             self._acknowledge(response.last_mutation_id)
             self.rebase()
+
+    def _log_synced_losses(self, changes: list[proto.TableRows]) -> None:
+        """My customer-field edits the server replaced, as the store's synced ``sync_conflicts``
+        rows tell (the only word of a loss when my edit reached the server first and a later,
+        unseeing edit replaced it): one conflict entry per row, ever — re-pulls, resets and
+        snapshots find the row's id in the log — and none for a loss a push reply already
+        logged (the same customer, field and stamp of mine). Runs after the page's rows are
+        written, so the winner's name is there when the same page brings it."""
+        me = self.user_id
+        for page in changes:
+            if page.table == "users" and page.rows:
+                self.db.execute(
+                    "UPDATE conflicts SET kept_by_name = (SELECT display_name FROM users WHERE id = kept_by) "
+                    "WHERE kept_by IS NOT NULL AND kept_by_name IS NULL"
+                )
+        if me is None:
+            return
+        now = None
+        for page in changes:
+            if page.table != "sync_conflicts" or not page.rows or "id" not in page.columns:
+                continue
+            for values in page.rows:
+                found = dict(zip(page.columns, values, strict=False))
+                if found.get("deleted") or str(found.get("loser_user_id")) != me:
+                    continue
+                source_id = str(found["id"])
+                customer_id = None if found.get("customer_id") is None else str(found["customer_id"])
+                field, my_hlc = found.get("field"), found.get("loser_hlc")
+                known = self.db.execute(
+                    "SELECT id, source_id FROM conflicts WHERE source_id = ? OR (kind = 'lost_field' AND "
+                    "customer_id IS ? AND field IS ? AND my_hlc IS NOT NULL AND my_hlc = ?) LIMIT 1",
+                    (source_id, customer_id, field, my_hlc),
+                ).fetchone()
+                if known is not None:
+                    if known[1] is None:  # logged from the push reply: remember the row too
+                        self.db.execute("UPDATE conflicts SET source_id = ? WHERE id = ?", (source_id, known[0]))
+                    continue
+                kept_by = None if found.get("winner_user_id") is None else str(found["winner_user_id"])
+                user = (
+                    fetch_one(self.db, "SELECT display_name FROM users WHERE id = ?", (kept_by,)) if kept_by else None
+                )
+                mutation = self.db.execute("SELECT id FROM outbox WHERE hlc = ?", (my_hlc,)).fetchone()
+                now = now or self.now()
+                self.db.execute(
+                    "INSERT INTO conflicts (at, kind, mutation_id, mutation, table_name, row_id, customer_id, field, "
+                    "my_value, kept_value, kept_by, kept_by_name, kept_at, my_hlc, source_id) "
+                    "VALUES (?, 'lost_field', ?, 'customer.update', 'customers', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        now,
+                        None if mutation is None else mutation[0],
+                        customer_id,
+                        customer_id,
+                        field,
+                        found.get("loser_value"),
+                        found.get("winner_value"),
+                        kept_by,
+                        user["display_name"] if user else None,
+                        found.get("at"),
+                        my_hlc,
+                        source_id,
+                    ),
+                )
 
     def _delete_scopes(self, stores: list[str]) -> None:
         marks = ", ".join("?" * len(stores))
@@ -451,6 +537,8 @@ class Replica:
                 args = self._args(entry)
                 if result.status == "applied":
                     for loss in result.lost_fields:
+                        if self._loss_logged(args, loss.field, entry.hlc):
+                            continue  # the synced sync_conflicts row told of it first
                         my_value = None
                         if args is not None:
                             value = getattr(args.fields, loss.field, None)
@@ -466,6 +554,7 @@ class Replica:
                                 kept_value=loss.kept_value,
                                 kept_by=None if loss.kept_by is None else str(loss.kept_by),
                                 kept_at=_hlc_time(loss.kept_hlc),
+                                my_hlc=entry.hlc,
                             )
                         )
                 else:
@@ -500,6 +589,16 @@ class Replica:
         except (KeyError, msgspec.ValidationError):
             return None
 
+    def _loss_logged(self, args: Any, field: str, my_hlc: str) -> bool:
+        customer_id = getattr(args, "customer_id", None) if args is not None else None
+        if customer_id is None:
+            return False
+        found = self.db.execute(
+            "SELECT 1 FROM conflicts WHERE kind = 'lost_field' AND customer_id = ? AND field = ? AND my_hlc = ?",
+            (str(customer_id), field, my_hlc),
+        ).fetchone()
+        return found is not None
+
     def _log_conflict(self, now: str, kind: str, entry: OutboxEntry, args: Any, **values: Any) -> int:
         targets = mutators.target_ids(entry.name, args) if args is not None else []
         table, row_id = targets[0] if targets else (None, None)
@@ -513,7 +612,8 @@ class Replica:
             name = user["display_name"] if user else None
         cursor = self.db.execute(
             "INSERT INTO conflicts (at, kind, mutation_id, mutation, table_name, row_id, customer_id, field, my_value, "
-            "kept_value, kept_by, kept_by_name, kept_at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "kept_value, kept_by, kept_by_name, kept_at, reason, my_hlc) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 now,
                 kind,
@@ -529,6 +629,7 @@ class Replica:
                 name,
                 values.get("kept_at"),
                 values.get("reason"),
+                values.get("my_hlc"),
             ),
         )
         return int(cursor.lastrowid or 0)

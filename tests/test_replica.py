@@ -511,6 +511,127 @@ def test_a_duplicate_push_reply_changes_nothing(replica):
     assert replica.pending_count() == 0 and replica.conflicts() == []
 
 
+def conflict_row(loser: str, *, loser_hlc: str, field: str = "address", ident: str | None = None) -> list[Any]:
+    """A synced ``sync_conflicts`` row: the colleague's later value replaced ``loser``'s."""
+    return row(
+        "sync_conflicts",
+        id=ident or str(uuid7()),
+        store_id=STORE,
+        customer_id=CUSTOMER,
+        field=field,
+        winner_value="王经理写的地址",
+        loser_value="我写的地址",
+        winner_user_id=COLLEAGUE,
+        loser_user_id=loser,
+        winner_hlc=proto.hlc_format(int(NOW_MS) + 5_000, 0, "colleague"),
+        loser_hlc=loser_hlc,
+        at=ts(NOW + dt.timedelta(seconds=6)),
+    )
+
+
+def test_a_synced_conflict_row_of_mine_is_logged_once(replica):
+    """My edit was applied (no loss in the push reply), then a later unseeing edit replaced it:
+    the store's synced sync_conflicts row is the only word of it, and the log shows it once."""
+    mine = proto.hlc_format(int(NOW_MS), 0, "me")
+    ident = str(uuid7())
+    synced = page(
+        rows(
+            "sync_conflicts",
+            conflict_row(ME, loser_hlc=mine, ident=ident),
+            conflict_row(MANAGER, loser_hlc=proto.hlc_format(int(NOW_MS), 0, "mgr")),  # not mine
+        ),
+        cursor="c2",
+    )
+    replica.apply_page(synced)
+    (conflict,) = replica.conflicts(unseen_only=True)
+    assert (conflict.kind, conflict.customer_id, conflict.field, conflict.my_value, conflict.kept_value) == (
+        "lost_field",
+        CUSTOMER,
+        "address",
+        "我写的地址",
+        "王经理写的地址",
+    )
+    assert (conflict.kept_by, conflict.kept_by_name) == (COLLEAGUE, "王经理")
+    assert conflict.kept_at == "2025-06-10T04:00:06.000000Z"
+    assert conflict.mutation == "customer.update" and conflict.row_id == CUSTOMER
+    assert "王经理" in conflict.message
+    assert one(replica, "SELECT source_id, my_hlc FROM conflicts") == (ident, mine)
+    replica.mark_conflicts_seen()
+    # Re-pulled, after a reset, in a fresh snapshot: still the one entry (and still seen).
+    replica.apply_page(synced)
+    replica.reset()
+    replica.apply_page(base_page())
+    replica.apply_page(synced)
+    assert replica.conflicts() == [msgspec.structs.replace(conflict, seen=True)]
+    # A tombstone of the row leaves the log alone.
+    tombstone = conflict_row(ME, loser_hlc=mine, ident=ident)
+    tombstone[2] = True  # deleted
+    replica.apply_page(page(rows("sync_conflicts", tombstone), cursor="c3"))
+    assert len(replica.conflicts()) == 1
+    # A winner this phone has no user row for yet gets a name once a page brings the user.
+    other = conflict_row(ME, field="city", loser_hlc=proto.hlc_format(int(NOW_MS), 1, "me"))
+    other[proto.TABLES_BY_NAME["sync_conflicts"].column_names.index("winner_user_id")] = MANAGER
+    replica.apply_page(page(rows("sync_conflicts", other), cursor="c4"))
+    assert (replica.conflicts()[0].kept_by, replica.conflicts()[0].kept_by_name) == (MANAGER, None)
+    replica.apply_page(page(rows("users", row("users", id=MANAGER, display_name="陈店长", role="rep")), cursor="c5"))
+    assert replica.conflicts()[0].kept_by_name == "陈店长"
+
+
+def test_a_loss_the_push_reply_logged_is_not_logged_again_from_the_synced_row(replica):
+    replica.update_customer(CUSTOMER, address="我写的地址")
+    (mutation,) = replica.pending()
+    kept = proto.hlc_format(int(NOW_MS) + 5_000, 0, "colleague")
+    loss = proto.FieldLoss(field="address", kept_value="王经理写的地址", kept_by=uuid.UUID(COLLEAGUE), kept_hlc=kept)
+    (logged,) = replica.apply_push(
+        proto.PushResponse(results=[result(1, "applied", lost_fields=[loss])], last_mutation_id=1)
+    )
+    ident = str(uuid7())
+    replica.apply_page(page(rows("sync_conflicts", conflict_row(ME, loser_hlc=mutation.hlc, ident=ident))))
+    assert replica.conflicts() == [logged]
+    assert one(replica, "SELECT source_id FROM conflicts") == ident  # remembered: re-pulls skip it at once
+
+    # The other order (the pull told of it before the push reply did): still one entry.
+    replica.update_customer(CUSTOMER, city="苏州")
+    (second,) = replica.pending()
+    replica.apply_page(page(rows("sync_conflicts", conflict_row(ME, field="city", loser_hlc=second.hlc)), cursor="c3"))
+    city = proto.FieldLoss(field="city", kept_value="王经理写的地址", kept_by=uuid.UUID(COLLEAGUE), kept_hlc=kept)
+    assert (
+        replica.apply_push(proto.PushResponse(results=[result(2, "applied", lost_fields=[city])], last_mutation_id=2))
+        == []
+    )
+    assert [(c.field, c.mutation_id) for c in replica.conflicts()] == [("city", 2), ("address", 1)]
+
+
+def test_a_conflict_log_an_older_app_made_gains_the_new_columns(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE conflicts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL,
+            mutation_id INTEGER, mutation TEXT, table_name TEXT, row_id TEXT, customer_id TEXT, field TEXT,
+            my_value TEXT, kept_value TEXT, kept_by TEXT, kept_by_name TEXT, kept_at TEXT, reason TEXT,
+            seen INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO conflicts (at, kind, mutation, reason)
+        VALUES ('2025-06-01T00:00:00.000000Z', 'rejected', 'x', 'no');
+        """
+    )
+    db.commit()
+    db.close()
+    r = Replica(path, clock_ms=lambda: NOW_MS)
+    r.set_identity(ME)
+    assert {"my_hlc", "source_id"} <= {c[1] for c in r.db.execute("PRAGMA table_info(conflicts)")}
+    assert [c.reason for c in r.conflicts()] == ["no"]
+    r.apply_page(base_page())
+    r.apply_page(page(rows("sync_conflicts", conflict_row(ME, loser_hlc=proto.hlc_format(int(NOW_MS), 0, "me")))))
+    assert [c.kind for c in r.conflicts()] == ["lost_field", "rejected"]
+    r.close()
+    r = Replica(path, clock_ms=lambda: NOW_MS)  # and opens again as it is
+    assert len(r.conflicts()) == 2
+    r.close()
+
+
 def test_hlc_skew_an_edit_after_seeing_a_value_is_later_than_its_stamp(tmp_path):
     behind = NOW_MS - 3_600_000  # this phone's clock is an hour slow
     r = Replica(tmp_path / "slow.sqlite3", clock_ms=lambda: behind)

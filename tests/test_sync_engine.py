@@ -192,8 +192,8 @@ async def test_two_devices_merge_fields_and_the_later_clock_wins_a_shared_field(
 
 async def test_when_the_loser_pushed_first_the_loss_reaches_it_through_the_synced_log(devices, stores):
     """The other order: the earlier clock reaches the server first and is applied; the later one
-    replaces it. The loser's push was answered 'applied' with no loss, so its own conflict log
-    (replica.conflicts) is empty; what tells it is the store's synced ``sync_conflicts`` row."""
+    replaces it. The loser's push was answered 'applied' with no loss; what tells it is the
+    store's synced ``sync_conflicts`` row, which its conflict log turns into one entry."""
     from server.customers.tables import Customer
 
     a = await devices("rep.bjcy")
@@ -208,11 +208,23 @@ async def test_when_the_loser_pushed_first_the_loss_reaches_it_through_the_synce
     server = await Customer.select(Customer.address).where(Customer.id == cid).first()
     assert server["address"] == "A 的晚地址"
     assert a.customer(cid)["address"] == b.customer(cid)["address"] == "A 的晚地址"
-    assert [c for c in b.engine.conflicts() if c.customer_id == cid] == []
     rows = b.all("SELECT * FROM sync_conflicts WHERE customer_id = ? AND loser_user_id = ?", (cid, b.user["id"]))
     assert [(r["field"], r["winner_value"], r["loser_value"]) for r in rows] == [
         ("address", "A 的晚地址", "B 的早地址")
     ]
+    # The loser's phone shows the loss: the value kept, and who kept it (by name); the winner's not.
+    losses = [c for c in b.engine.conflicts() if c.customer_id == cid]
+    assert [(c.kind, c.field, c.my_value, c.kept_value, c.kept_by) for c in losses] == [
+        ("lost_field", "address", "B 的早地址", "A 的晚地址", a.user["id"])
+    ]
+    assert losses[0].kept_by_name == a.user["display_name"] == "李娜"
+    assert losses[0].kept_at == rows[0]["at"] and "李娜" in losses[0].message
+    assert [c for c in a.engine.conflicts() if c.customer_id == cid] == []
+    # Once only: later syncs and a fresh snapshot bring the row again, not a second entry.
+    await b.sync()
+    b.replica.reset()
+    await b.sync()
+    assert [c.id for c in b.engine.conflicts() if c.customer_id == cid] == [losses[0].id]
 
 
 # --- 2. a moved rep ----------------------------------------------------------------------------------
