@@ -236,6 +236,48 @@ async def first_sync(url: str, work: Path) -> list[tuple]:
     ]  # fmt: skip
 
 
+def local_reads(work: Path, reads: int = 200) -> list[tuple]:
+    """Search and card straight from the phone's replica of the first sync (5,000 customers)."""
+    from mobile import queries
+    from mobile.replica import Replica
+
+    replica = Replica(work / "phone.sqlite3")
+    rng = random.Random(3)
+    customers = replica.db.execute("SELECT id, name FROM customers").fetchall()
+    digits = [r[0] for r in replica.db.execute("SELECT digits FROM customer_phones WHERE digits != ''").fetchall()]
+    timings: dict[str, list[float]] = {"name": [], "phone": [], "card": [], "today": []}
+    for _ in range(reads):
+        cid, name = rng.choice(customers)
+        started = time.perf_counter()
+        hits = queries.search_customers(replica, name[1:] or name)
+        timings["name"].append(time.perf_counter() - started)
+        assert hits, "the name search found nothing"
+        number = rng.choice(digits)
+        started = time.perf_counter()
+        queries.search_customers(replica, number[-5:])
+        timings["phone"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        card = queries.customer_card(replica, cid)
+        timings["card"].append(time.perf_counter() - started)
+        assert card is not None
+    user = replica.user_id
+    for _ in range(50):
+        started = time.perf_counter()
+        queries.today_tasks(replica, user)
+        timings["today"].append(time.perf_counter() - started)
+    replica.close()
+    labels = {
+        "name": "replica: search by name fragment",
+        "phone": "replica: search by 5 phone digits",
+        "card": "replica: open the 360° card",
+        "today": "replica: today's tasks",
+    }
+    return [
+        (labels[k], f"p50 {_q(v, 50) * 1000:.1f} ms", f"p95 {_q(v, 95) * 1000:.1f} ms", "target ≤ 100 ms")
+        for k, v in timings.items()
+    ]
+
+
 async def incremental(url: str, work: Path, rounds: int) -> list[tuple]:
     from mobile.engine import SyncEngine
     from mobile.replica import Replica
@@ -377,6 +419,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="floorwalker-bench-") as tmp, Server() as server:
         work = Path(tmp)
         rows += await first_sync(server.url, work)
+        rows += local_reads(work)
         rows += await incremental(server.url, work, args.rounds)
         rows += await push_throughput(server.url, args.seconds, args.devices_per_user)
     _table(rows)

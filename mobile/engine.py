@@ -289,26 +289,46 @@ class SyncEngine:
     async def _pull_all(self) -> None:
         cursor = self.replica.cursor
         resets = 0
-        while True:
-            request = proto.PullRequest(
-                client_id=self.replica.client_id,
-                schema_version=proto.SCHEMA_VERSION,
-                cursor=cursor,
-                limit=self.pull_limit,
-            )
-            response = await self._post(PULL_PATH, request, _pull_decoder)
-            if response.reset_required:
-                resets += 1
-                if resets > MAX_RESETS_PER_ROUND:
-                    raise SyncFailed(f"the server keeps asking for a fresh copy: {response.reset_reason}")
-                log.info("replica reset: %s", response.reset_reason)
-                self.replica.reset()
-                cursor = None
-                continue
-            self.replica.apply_page(response)
-            cursor = response.cursor
-            if not response.has_more:
-                return
+        ahead: asyncio.Task | None = None  # the next page, already asked for
+        try:
+            while True:
+                if ahead is not None:
+                    response, ahead = await ahead, None
+                else:
+                    response = await self._post(PULL_PATH, self._pull_request(cursor), _pull_decoder)
+                if response.reset_required:
+                    resets += 1
+                    if resets > MAX_RESETS_PER_ROUND:
+                        raise SyncFailed(f"the server keeps asking for a fresh copy: {response.reset_reason}")
+                    log.info("replica reset: %s", response.reset_reason)
+                    self.replica.reset()
+                    cursor = None
+                    continue
+                if response.has_more:
+                    # Pipelining: the server prepares the next page while this one is written locally.
+                    # Safe: the next page is applied only after this one (and its cursor) committed.
+                    ahead = asyncio.ensure_future(
+                        self._post(PULL_PATH, self._pull_request(response.cursor), _pull_decoder)
+                    )
+                    for _ in range(8):  # let the request go out before the local write blocks the loop
+                        await asyncio.sleep(0)
+                self.replica.apply_page(response)
+                cursor = response.cursor
+                if not response.has_more:
+                    return
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(BaseException):
+                    await ahead
+
+    def _pull_request(self, cursor: str | None) -> proto.PullRequest:
+        return proto.PullRequest(
+            client_id=self.replica.client_id,
+            schema_version=proto.SCHEMA_VERSION,
+            cursor=cursor,
+            limit=self.pull_limit,
+        )
 
     # --- HTTP -----------------------------------------------------------------------------------
 
