@@ -274,7 +274,8 @@ class PullRequest(Write):
     client_id: uuid.UUID
     schema_version: Annotated[int, msgspec.Meta(ge=1)]
     cursor: Annotated[str, msgspec.Meta(max_length=20_000, pattern=NO_NUL)] | None = None  # None: first sync
-    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PULL_LIMIT)] = DEFAULT_PULL_LIMIT
+    # At most MAX_PULL_LIMIT: the server answers 422 naming the bound above it.
+    limit: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_PULL_LIMIT
 
 
 class PullResponse(Read):

@@ -266,7 +266,7 @@ async def test_push_bounds_and_pull_bounds(client, login):
     reply = await client.post(
         "/api/sync/pull", json={"client_id": str(uuid7()), "schema_version": 1, "limit": 5001}, headers=rep
     )
-    assert reply.status_code == 400
+    assert reply.status_code == 422 and "at most 5000" in reply.text
     reply = await client.post(
         "/api/sync/pull", json={"client_id": str(uuid7()), "schema_version": 1, "cursor": "zz"}, headers=rep
     )

@@ -122,13 +122,15 @@ async def check_many(
         except DomainError as exc:
             answers[ident] = exc
     if valid:
-        params: list[object] = [data.customer_id for _, data, _ in valid]
         marks = ", ".join("{}" for _ in valid)
-        scope = caller.store_filter("store_id", params)
+        # Primary-key lookups only, scope checked here: with the store filter in the statement,
+        # PostgreSQL's generic plan for it scans the store's customers (3 ms instead of 0.1).
         found = await Interaction.raw(
-            f"SELECT id, store_id FROM customers WHERE id IN ({marks}) AND deleted = false AND {scope}", *params
+            f"SELECT id, store_id, deleted FROM customers WHERE id IN ({marks})", *[d.customer_id for _, d, _ in valid]
         )
-        stores = {as_uuid(r["id"]): as_uuid(r["store_id"]) for r in found}
+        stores = {
+            as_uuid(r["id"]): as_uuid(r["store_id"]) for r in found if not r["deleted"] and caller.sees(r["store_id"])
+        }
         taken = await Interaction.raw(
             f"SELECT id FROM interactions WHERE id IN ({marks})", *[ident for ident, _, _ in valid]
         )

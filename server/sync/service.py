@@ -27,6 +27,7 @@ from server.values import money
 from shared.phones import mask
 from shared.sync import (
     CATALOG_SCOPE,
+    MAX_PULL_LIMIT,
     MIN_SCHEMA_VERSION,
     ORG_SCOPE,
     SCHEMA_VERSION,
@@ -301,6 +302,8 @@ async def register_client(*, caller: Caller, client_id: uuid.UUID, schema_versio
 
 
 async def pull(*, caller: Caller, request: PullRequest) -> PullResponse:
+    if request.limit > MAX_PULL_LIMIT:
+        raise Invalid(f"limit is at most {MAX_PULL_LIMIT} rows per page, got {request.limit}", field="limit")
     client = await register_client(caller=caller, client_id=request.client_id, schema_version=request.schema_version)
     now = dt.datetime.now(dt.UTC)
     scopes = await scopes_of(caller)
