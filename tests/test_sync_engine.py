@@ -409,6 +409,57 @@ async def test_the_poke_stream_carries_only_the_callers_scopes(stores, live_serv
                 await reader
 
 
+async def test_a_change_made_by_another_process_pokes_within_a_second(stores, live_server, client, login):
+    """The poke hub watches the database's change counters, so a write by any process — here the
+    test's own in-process app, standing in for another API worker or the scheduler — reaches a
+    phone listening on the live server."""
+    bjcy = await _server_login(live_server.url, "rep.bjcy")
+    pokes: list[tuple[float, dict]] = []
+
+    async def read(response: httpx.Response) -> None:
+        event = None
+        async for line in response.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event == "poke":
+                pokes.append((time.monotonic(), json.loads(line[5:].strip())))
+
+    headers = {"Authorization": f"Bearer {bjcy['access_token']}", "Accept": "text/event-stream"}
+    scope = str(stores["BJ-CY"])
+    async with (
+        httpx.AsyncClient(base_url=live_server.url, timeout=httpx.Timeout(10, read=60)) as http,
+        http.stream("GET", "/api/sync/events", headers=headers) as response,
+    ):
+        reader = asyncio.create_task(read(response))
+        try:
+            for _ in range(150):  # the first pokes: every scope's version
+                if any(p["scope"] == scope for _, p in pokes):
+                    break
+                await asyncio.sleep(0.02)
+            before = max(p["version"] for _, p in pokes if p["scope"] == scope)
+            cid = await _store_customers(stores["BJ-CY"], 8)
+            other_process = await login("rep2.bjcy")
+            written = time.monotonic()
+            reply = await client.post(
+                "/api/interactions",
+                json={"customer_id": cid, "kind": "call", "body": "另一个进程写的"},
+                headers=other_process,
+            )
+            assert reply.status_code == 201, reply.text
+            while time.monotonic() < written + 2:
+                late = [t for t, p in pokes if p["scope"] == scope and p["version"] > before]
+                if late:
+                    assert late[0] - written < 1.0, f"poke after {late[0] - written:.2f} s"
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                raise AssertionError(f"no poke for a change made by another process: {pokes}")
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await reader
+
+
 # --- 5. server down ------------------------------------------------------------------------------------
 
 
