@@ -30,25 +30,8 @@ from shared import sync as proto
 from shared.enums import InteractionChannel, Role, StageKind, TaskKind, TaskStatus
 from shared.phones import PhoneError, normalise
 
-# What each mutation touches: (table, the argument holding the row's id). Mirrors the server's
-# TARGETS (server/sync/push.py): a push result's rows cover these, a rejected create's missing row
-# is deleted here.
-TARGETS: dict[str, list[tuple[str, str]]] = {
-    "customer.create": [("customers", "id"), ("customer_phones", "phone_id")],
-    "customer.update": [("customers", "customer_id")],
-    "phone.add": [("customer_phones", "id")],
-    "tag.add": [("customer_tags", "id")],
-    "tag.remove": [("customer_tags", "tag_id")],
-    "interaction.log": [("interactions", "id")],
-    "task.create": [("tasks", "id")],
-    "task.complete": [("tasks", "task_id")],
-    "task.snooze": [("tasks", "task_id")],
-    "opportunity.create": [("opportunities", "id")],
-    "opportunity.update": [("opportunities", "opportunity_id")],
-    "opportunity.move": [("opportunities", "opportunity_id")],
-}
-CREATES: frozenset[str] = frozenset(name for name, targets in TARGETS.items() if targets[0][1] == "id")
-assert set(TARGETS) == set(proto.MUTATION_ARGS)
+TARGETS = proto.MUTATION_TARGETS
+CREATES = proto.CREATES
 
 DEFAULT_CHANNEL = {"visit": "store", "call": "phone", "note": "store", "message": "wechat"}
 MAX_SNOOZE = dt.timedelta(days=90)

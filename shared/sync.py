@@ -404,6 +404,27 @@ class OpportunityMoveArgs(Write):
     lost_reason: Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)] | None = None
 
 
+# What each mutation touches: (table, the argument holding the row's id); the first is the row a
+# "create" makes under an id the device chose. A push answer carries these rows as the server has
+# them; a device deletes its own row of a refused create.
+MUTATION_TARGETS: dict[str, tuple[tuple[str, str], ...]] = {
+    "customer.create": (("customers", "id"), ("customer_phones", "phone_id")),
+    "customer.update": (("customers", "customer_id"),),
+    "phone.add": (("customer_phones", "id"),),
+    "tag.add": (("customer_tags", "id"),),
+    "tag.remove": (("customer_tags", "tag_id"),),
+    "interaction.log": (("interactions", "id"),),
+    "task.create": (("tasks", "id"),),
+    "task.complete": (("tasks", "task_id"),),
+    "task.snooze": (("tasks", "task_id"),),
+    "opportunity.create": (("opportunities", "id"),),
+    "opportunity.update": (("opportunities", "opportunity_id"),),
+    "opportunity.move": (("opportunities", "opportunity_id"),),
+}
+CREATES: dict[str, tuple[str, str]] = {
+    name: targets[0] for name, targets in MUTATION_TARGETS.items() if targets[0][1] == "id"
+}
+
 MUTATION_ARGS: dict[str, type[Write]] = {
     "customer.create": CustomerCreateArgs,
     "customer.update": CustomerUpdateArgs,
@@ -418,3 +439,4 @@ MUTATION_ARGS: dict[str, type[Write]] = {
     "opportunity.update": OpportunityUpdateArgs,
     "opportunity.move": OpportunityMoveArgs,
 }
+assert set(MUTATION_TARGETS) == set(MUTATION_ARGS)

@@ -32,24 +32,8 @@ from server.tasks import service as tasks
 from shared import sync as proto
 from shared.wire import InteractionCreate, OpportunityCreate, OpportunityUpdate, StageMove, TaskCreate
 
-# What each mutation touches: (table, the argument holding the row's id). The rows travel back
-# with the answer, so the device holds the server's version at once (or its own change undone).
-TARGETS: dict[str, list[tuple[str, str]]] = {
-    "customer.create": [("customers", "id"), ("customer_phones", "phone_id")],
-    "customer.update": [("customers", "customer_id")],
-    "phone.add": [("customer_phones", "id")],
-    "tag.add": [("customer_tags", "id")],
-    "tag.remove": [("customer_tags", "tag_id")],
-    "interaction.log": [("interactions", "id")],
-    "task.create": [("tasks", "id")],
-    "task.complete": [("tasks", "task_id")],
-    "task.snooze": [("tasks", "task_id")],
-    "opportunity.create": [("opportunities", "id")],
-    "opportunity.update": [("opportunities", "opportunity_id")],
-    "opportunity.move": [("opportunities", "opportunity_id")],
-}
-# Mutations that create a row under an id the device made.
-CREATES = {name: targets[0] for name, targets in TARGETS.items() if targets[0][1] == "id"}
+TARGETS = proto.MUTATION_TARGETS
+CREATES = proto.CREATES
 
 Applier = Callable[[Caller, Any, str], Awaitable["Applied"]]
 
