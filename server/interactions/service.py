@@ -125,16 +125,19 @@ async def check_many(
         marks = ", ".join("{}" for _ in valid)
         # Primary-key lookups only, scope checked here: with the store filter in the statement,
         # PostgreSQL's generic plan for it scans the store's customers (3 ms instead of 0.1).
+        # One round trip: the customers, and which of the new ids are taken already.
         found = await Interaction.raw(
-            f"SELECT id, store_id, deleted FROM customers WHERE id IN ({marks})", *[d.customer_id for _, d, _ in valid]
+            f"SELECT 'c' AS what, id, store_id, deleted FROM customers WHERE id IN ({marks}) UNION ALL "
+            f"SELECT 'i' AS what, id, NULL AS store_id, NULL AS deleted FROM interactions WHERE id IN ({marks})",
+            *[d.customer_id for _, d, _ in valid],
+            *[ident for ident, _, _ in valid],
         )
         stores = {
-            as_uuid(r["id"]): as_uuid(r["store_id"]) for r in found if not r["deleted"] and caller.sees(r["store_id"])
+            as_uuid(r["id"]): as_uuid(r["store_id"])
+            for r in found
+            if r["what"] == "c" and not r["deleted"] and caller.sees(r["store_id"])
         }
-        taken = await Interaction.raw(
-            f"SELECT id FROM interactions WHERE id IN ({marks})", *[ident for ident, _, _ in valid]
-        )
-        used = {as_uuid(r["id"]) for r in taken}
+        used = {as_uuid(r["id"]) for r in found if r["what"] == "i"}
         for ident, data, occurred_at in valid:
             if data.customer_id not in stores:
                 answers[ident] = NotFound(f"customer {data.customer_id} not found")
