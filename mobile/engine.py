@@ -210,7 +210,11 @@ class SyncEngine:
         self._again = True
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="floorwalker-sync")
-        await asyncio.shield(self._task)
+        try:
+            await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            if self.status.state != "signed_out":
+                raise  # the caller itself was cancelled
         return self.status
 
     def poke(self) -> None:
@@ -263,6 +267,12 @@ class SyncEngine:
         """The server ended this user's session for good: forget everything the device holds."""
         log.warning("signed out by the server: %s", message)
         self._token = None
+        # A round still running (e.g. while the poke stream found out) must not write a page into
+        # the wiped replica: it is cancelled at the await it is suspended at.
+        current = asyncio.current_task()
+        for task in (self._task, self._debounced):
+            if task is not None and task is not current and not task.done():
+                task.cancel()
         self.replica.wipe()
         self._set(state="signed_out", pending=0, last_synced_at=None, last_error=message)
 

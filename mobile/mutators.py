@@ -35,6 +35,7 @@ CREATES = proto.CREATES
 
 DEFAULT_CHANNEL = {"visit": "store", "call": "phone", "note": "store", "message": "wechat"}
 MAX_SNOOZE = dt.timedelta(days=90)
+MAX_AMOUNT = Decimal("100000000")  # as the server: anything above is a typo
 
 
 class MutationError(ValueError):
@@ -119,6 +120,8 @@ def _amount(text: str, validate: bool) -> str:
         raise
     if not amount.is_finite() or amount < 0:
         _fail(validate, "amount must not be negative", "amount")
+    if amount >= MAX_AMOUNT:
+        _fail(validate, f"amount must be below {MAX_AMOUNT}", "amount")
     return str(amount.quantize(Decimal("0.01")))
 
 

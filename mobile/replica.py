@@ -310,6 +310,12 @@ class Replica:
         """Apply one pull page in one local transaction: rows, tombstones, removed scopes, the
         cursor, acknowledged mutations, then the pending mutations re-applied on top."""
         with self.transaction():
+            if self.cursor is None:
+                # The first page of a first sync (or of a reset): the snapshot is the truth. Rows
+                # held from before (push answers, optimistic edits) go; a tombstone the snapshot
+                # skips could otherwise leave a deleted row here forever. The outbox is rebased below.
+                for spec in proto.TABLES:
+                    self.db.execute(f"DELETE FROM {spec.name}")
             for page in response.changes:
                 self._write_rows(page)
             self._log_synced_losses(response.changes)
@@ -386,6 +392,12 @@ class Replica:
         for spec in proto.TABLES:
             if spec.scope == "store":
                 self.db.execute(f"DELETE FROM {spec.name} WHERE store_id IN ({marks})", stores)
+        # Losses name values other people kept for those customers: personal data the user may no
+        # longer see. (Refusals of the user's own edits stay: they explain where an edit went.)
+        self.db.execute(
+            "DELETE FROM conflicts WHERE kind = 'lost_field' AND customer_id IS NOT NULL "
+            "AND customer_id NOT IN (SELECT id FROM customers)"
+        )
 
     def reset(self) -> None:
         """The server asked for a fresh copy: forget every synced row and the cursor; keep the

@@ -978,3 +978,28 @@ async def test_engine_listens_for_pokes(engine_parts):
         await task
     assert engine.rounds >= 1 and one(r, "SELECT count(*) FROM customers") == 1
     await engine.aclose()
+
+
+def test_a_first_sync_page_replaces_whatever_the_replica_held_before(tmp_path):
+    """A row the phone learnt before its first pull (a push answer, an acknowledged edit) may have
+    been deleted since; the snapshot skips old tombstones, so the first page starts from empty."""
+    r = Replica(tmp_path / "fresh.sqlite3", clock_ms=lambda: NOW_MS)
+    r.set_identity(ME)
+    tag = str(uuid7())
+    stale = rows("customer_tags", row("customer_tags", id=tag, store_id=STORE, customer_id=CUSTOMER, tag="旧标签"))
+    r.apply_push(proto.PushResponse(results=[], last_mutation_id=0))
+    r.db.execute("BEGIN")
+    r._write_rows(rows("customers", customer_row(CUSTOMER, name="张三")))  # as push answers would, before any pull
+    r._write_rows(stale)
+    r.db.execute("COMMIT")
+    assert one(r, "SELECT count(*) FROM customer_tags") == 1
+    visit = r.log_visit(CUSTOMER, "还没推送")  # pending: survives, re-applied on top
+    r.apply_page(base_page(cursor="first"))
+    assert one(r, "SELECT count(*) FROM customer_tags") == 0
+    assert one(r, "SELECT count(*) FROM interactions WHERE id = ?", str(visit)) == 1
+    # Later pages of the same sync keep what earlier ones brought.
+    r.apply_page(page(rows("customer_tags", row("customer_tags", id=tag, store_id=STORE, customer_id=CUSTOMER,
+                                                tag="新")), cursor="second"))  # fmt: skip
+    r.apply_page(page(cursor="third"))
+    assert one(r, "SELECT count(*) FROM customer_tags") == 1
+    r.close()

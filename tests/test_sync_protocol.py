@@ -282,3 +282,122 @@ async def test_a_client_id_is_bound_to_its_user(client, login):
     assert (await _push(client, rep, device, [])).status_code == 200
     reply = await _push(client, other, device, [])
     assert reply.status_code == 422 and "another user" in reply.text
+
+
+# --- regressions found in review ----------------------------------------------------------------
+
+
+async def test_a_fast_phone_clock_capped_to_the_same_stamp_still_applies_its_later_edit(client, login, stores):
+    rep = await login("rep.bjcy")
+    customer = await Customer.select(Customer.id).where(Customer.store_id == stores["BJ-CY"]).offset(11).first()
+    cid = str(customer["id"])
+    hour = 3600_000
+    reply = await _push(
+        client,
+        rep,
+        uuid7(),
+        [
+            {"id": 1, "name": "customer.update", "hlc": _hlc(hour, "fast"),
+             "args": {"customer_id": cid, "fields": {"district": "第一次"}}},
+            {"id": 2, "name": "customer.update", "hlc": _hlc(hour + 2000, "fast"),
+             "args": {"customer_id": cid, "fields": {"district": "第二次"}}},
+        ],
+    )  # fmt: skip
+    assert [r["status"] for r in reply.json()["results"]] == ["applied", "applied"]
+    assert all(r["lost_fields"] == [] for r in reply.json()["results"])
+    row = await Customer.select(Customer.district).where(Customer.id == customer["id"]).first()
+    assert row["district"] == "第二次"
+
+
+async def test_a_tag_removed_and_added_again_is_a_new_row_under_the_devices_id(client, login, stores):
+    rep = await login("rep.bjcy")
+    device = uuid7()
+    customer = await Customer.select(Customer.id).where(Customer.store_id == stores["BJ-CY"]).offset(12).first()
+    cid = str(customer["id"])
+    first, second = uuid7(), uuid7()
+    tag = "回头客"
+    reply = await _push(
+        client,
+        rep,
+        device,
+        [
+            {"id": 1, "name": "tag.add", "hlc": _hlc(), "args": {"id": str(first), "customer_id": cid, "tag": tag}},
+            {"id": 2, "name": "tag.remove", "hlc": _hlc(), "args": {"tag_id": str(first)}},
+            {"id": 3, "name": "tag.add", "hlc": _hlc(), "args": {"id": str(second), "customer_id": cid, "tag": tag}},
+            {"id": 4, "name": "tag.remove", "hlc": _hlc(), "args": {"tag_id": str(second)}},
+        ],
+    )  # fmt: skip
+    assert [r["status"] for r in reply.json()["results"]] == ["applied"] * 4
+    rows = await CustomerTag.select(CustomerTag.id, CustomerTag.deleted).where(CustomerTag.customer_id == cid)
+    mine = {str(r["id"]): r["deleted"] for r in rows if str(r["id"]) in {str(first), str(second)}}
+    assert mine == {str(first): True, str(second): True}
+    # A live duplicate is still refused.
+    third = uuid7()
+    args = {"id": str(third), "customer_id": cid, "tag": "回头客"}
+    again = await _push(client, rep, device, [{"id": 5, "name": "tag.add", "hlc": _hlc(), "args": args}])
+    assert again.json()["results"][0]["status"] == "applied"
+    dup = await _push(
+        client, rep, device, [{"id": 6, "name": "tag.add", "hlc": _hlc(), "args": {**args, "id": str(uuid7())}}]
+    )
+    assert (
+        dup.json()["results"][0]["status"] == "rejected" and "already has the tag" in dup.json()["results"][0]["reason"]
+    )
+
+
+async def test_the_same_new_id_twice_in_one_push_stores_the_first_and_refuses_the_second(client, login, stores):
+    rep = await login("rep.bjcy")
+    customer = await Customer.select(Customer.id).where(Customer.store_id == stores["BJ-CY"]).offset(13).first()
+    ident = str(uuid7())
+    visit = {"id": ident, "customer_id": str(customer["id"]), "kind": "visit", "body": "两次同一个编号"}
+    reply = await _push(
+        client,
+        rep,
+        uuid7(),
+        [
+            {"id": 1, "name": "interaction.log", "hlc": _hlc(), "args": visit},
+            {"id": 2, "name": "interaction.log", "hlc": _hlc(), "args": visit},
+        ],
+    )
+    assert [r["status"] for r in reply.json()["results"]] == ["applied", "rejected"]
+    assert await Interaction.count().where(Interaction.id == ident) == 1
+
+
+async def test_a_deactivated_colleague_reaches_phones_and_timestamps_have_one_format(client, login, stores):
+    import re
+
+    from server.auth.tables import User
+
+    manager = await login("manager.bjcy")
+    rep = await login("rep.bjcy")
+    device = uuid7()
+    tables, cursor, _, _ = await _pull_all(client, rep, device)
+    stamp = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+    for name in ("customers", "interactions", "tasks", "opportunities"):
+        spec = proto.TABLES_BY_NAME[name]
+        for column, kind in spec.columns:
+            if kind == "ts":
+                values = [row[column] for row in tables[name].values() if row[column] is not None]
+                assert values and all(stamp.match(v) for v in values), (name, column, values[:3])
+    target = await User.select(User.id).where(User.username == "rep2.bjcy").first()
+    off = await client.post(f"/api/users/{target['id']}/deactivate", headers=manager)
+    assert off.status_code == 200, off.text
+    try:
+        changes, _, _, _ = await _pull_all(client, rep, device, cursor=cursor)
+        assert changes["users"][str(target["id"])]["active"] is False
+    finally:
+        await client.post(f"/api/users/{target['id']}/activate", headers=manager)
+        login.cache.pop("rep2.bjcy", None)  # its sessions were revoked
+
+
+async def test_a_forged_cursor_beyond_any_version_is_refused(client, login):
+    import base64
+    import json
+
+    rep = await login("rep.bjcy")
+    forged = base64.urlsafe_b64encode(json.dumps({"s": 1, "p": {"org": [0, 2**63 + 10]}}).encode()).decode()
+    reply = await client.post(
+        "/api/sync/pull",
+        json={"client_id": str(uuid7()), "schema_version": 1, "cursor": forged.rstrip("=")},
+        headers=rep,
+    )
+    assert reply.status_code == 422 and "cursor" in reply.text

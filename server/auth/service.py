@@ -253,8 +253,14 @@ async def set_active(*, caller: Caller, user_id: uuid.UUID, active: bool) -> Use
         target_stores = await store_ids_for(role=target_role, store_id=row["store_id"], region_id=row["region_id"])
         if not target_stores or not target_stores <= (caller.store_ids or frozenset()):
             raise NotFound(f"user {user_id} not found")
+    from server.sync.service import ORG_SCOPE, allocate_versions
+
     async with transaction():
-        await User.update({User.active: active, User.updated_at: _now()}).where(User.id == user_id)
+        # A new org version: phones see the colleague's new state at their next pull.
+        version = await allocate_versions(ORG_SCOPE)
+        await User.update({User.active: active, User.updated_at: _now(), User.version: version}).where(
+            User.id == user_id
+        )
         if not active:
             await RefreshToken.update({RefreshToken.revoked_at: _now()}).where(
                 (RefreshToken.user_id == user_id) & RefreshToken.revoked_at.is_null()

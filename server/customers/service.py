@@ -271,6 +271,11 @@ async def _orders(customer_id: uuid.UUID) -> list[OrderOut]:
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+def _node(stamp: str) -> str:
+    """The device part of a hybrid logical clock stamp."""
+    return stamp.split("-", 2)[-1] if stamp.count("-") >= 2 else ""
+
+
 def _field_text(value: object) -> str | None:
     """A card field's value as the text devices compare (dates as ISO, None stays None)."""
     if value is None:
@@ -417,7 +422,10 @@ async def merge_fields(
         for field, value in clean.items():
             current = _field_text(row[field])
             stamp = clocks.get(field) or {}
-            if not stamp or hlc > stamp.get("hlc", ""):
+            # A device's own mutations arrive in order (exactly once each), so its later edit wins
+            # over its earlier one even when capping gave both the same clock.
+            same_device = bool(stamp) and _node(stamp.get("hlc", "")) == _node(hlc)
+            if not stamp or same_device or hlc > stamp.get("hlc", ""):
                 changes[field] = value
                 clocks[field] = {"hlc": hlc, "by": me}
                 seen = _field_text(base[field]) if field in base else current
@@ -433,24 +441,23 @@ async def merge_fields(
                             "loser_hlc": stamp.get("hlc", ""),
                         }
                     )
-            elif hlc != stamp.get("hlc"):  # a replay of the same stamp is not a loss
+            elif current != _field_text(value):  # (an older edit to the value kept has nothing to tell)
                 losses.append(
                     FieldLoss(
                         field=field, kept_value=current, kept_by=as_uuid(stamp.get("by")), kept_hlc=stamp.get("hlc", "")
                     )
                 )
-                if current != _field_text(value):
-                    conflicts.append(
-                        {
-                            "field": field,
-                            "winner_value": current,
-                            "loser_value": _field_text(value),
-                            "winner_user_id": as_uuid(stamp.get("by")),
-                            "loser_user_id": caller.user_id,
-                            "winner_hlc": stamp.get("hlc", ""),
-                            "loser_hlc": hlc,
-                        }
-                    )
+                conflicts.append(
+                    {
+                        "field": field,
+                        "winner_value": current,
+                        "loser_value": _field_text(value),
+                        "winner_user_id": as_uuid(stamp.get("by")),
+                        "loser_user_id": caller.user_id,
+                        "winner_hlc": stamp.get("hlc", ""),
+                        "loser_hlc": hlc,
+                    }
+                )
         versions = await _next_versions(store_id, 1 + len(conflicts))
         await Customer.update(
             {
@@ -510,9 +517,7 @@ async def add_phone(*, caller: Caller, ident: uuid.UUID, customer_id: uuid.UUID,
 
 
 async def add_tag(*, caller: Caller, ident: uuid.UUID, customer_id: uuid.UUID, tag: str) -> uuid.UUID:
-    """Tag a customer; returns the tag row's id. (customer, tag) is unique, so a tag removed
-    earlier comes back as its old row (a new version, no longer deleted) and that id is returned:
-    the device then drops the row it made under ``ident``."""
+    """Tag a customer (a new row under the device's id; a removed tag's tombstone stays apart)."""
     from server.customers.tables import CustomerTag
     from server.db import transaction
 
@@ -522,18 +527,12 @@ async def add_tag(*, caller: Caller, ident: uuid.UUID, customer_id: uuid.UUID, t
     now = dt.datetime.now(dt.UTC)
     async with transaction():
         store_id, _ = await load_customer_scope(caller=caller, customer_id=customer_id)
-        same = await CustomerTag.select(CustomerTag.id, CustomerTag.deleted).where(
-            (CustomerTag.customer_id == customer_id) & (CustomerTag.tag == text)
+        live = await CustomerTag.exists().where(
+            (CustomerTag.customer_id == customer_id) & (CustomerTag.tag == text) & CustomerTag.deleted.eq(False)
         )
-        if any(not r["deleted"] for r in same):
+        if live:
             raise Invalid(f"the customer already has the tag {text!r}", field="tag")
         versions = await _next_versions(store_id, 1)
-        if same:
-            revived = as_uuid(same[0]["id"])
-            await CustomerTag.update(
-                {CustomerTag.deleted: False, CustomerTag.version: next(versions), CustomerTag.updated_at: now}
-            ).where(CustomerTag.id == revived)
-            return revived
         await CustomerTag.insert(
             CustomerTag(
                 id=ident,

@@ -43,10 +43,6 @@ class Applied(msgspec.Struct):
     # Send the row back with the answer (not for a row the device made itself and the server
     # stored as sent: the next pull brings it, and the push stays cheap).
     echo: bool = True
-    # Ids the device must forget (its row was replaced by an existing server row).
-    dropped: list[tuple[str, uuid.UUID]] = []
-    # The row ids to send back when they differ from the arguments' (table -> id).
-    rows: dict[str, uuid.UUID] = {}
 
 
 def _convert(args: msgspec.Struct, target: type, drop: tuple[str, ...] = ("id",)) -> Any:
@@ -85,9 +81,7 @@ async def _phone_add(caller: Caller, a: proto.PhoneAddArgs, hlc: str) -> Applied
 
 
 async def _tag_add(caller: Caller, a: proto.TagAddArgs, hlc: str) -> Applied:
-    used = await customers.add_tag(caller=caller, ident=a.id, customer_id=a.customer_id, tag=a.tag)
-    if used != a.id:
-        return Applied(dropped=[("customer_tags", a.id)], rows={"customer_tags": used})
+    await customers.add_tag(caller=caller, ident=a.id, customer_id=a.customer_id, tag=a.tag)
     return Applied()
 
 
@@ -178,7 +172,7 @@ async def _rows(caller: Caller, mutation: proto.Mutation, args: Any, applied: Ap
     """The server's current rows of what the mutation touched (tombstones included), in scope."""
     pages = []
     for table, arg in TARGETS[mutation.name]:
-        ident = (applied.rows.get(table) if applied else None) or (getattr(args, arg, None) if args else None)
+        ident = getattr(args, arg, None) if args else None
         if ident is None:
             continue
         spec = proto.TABLES_BY_NAME[table]
@@ -188,11 +182,6 @@ async def _rows(caller: Caller, mutation: proto.Mutation, args: Any, applied: Ap
         )
         if rows:
             pages.append(proto.TableRows(table=table, columns=list(spec.column_names), rows=rows))
-    for table, ident in applied.dropped if applied else []:
-        spec = proto.TABLES_BY_NAME[table]
-        tombstone = [None] * len(spec.columns)
-        tombstone[0], tombstone[1], tombstone[2] = ident, 0, True
-        pages.append(proto.TableRows(table=table, columns=list(spec.column_names), rows=[tombstone]))
     return pages
 
 
@@ -305,12 +294,14 @@ async def _check_batch(
     by_ident: dict[uuid.UUID, int] = {}
     answers: dict[int, DomainError | None] = {}
     for mutation, args in batch:
+        if args.id in by_ident:  # the same id twice in one push: only the first may be stored
+            continue
         try:
             items.append((args.id, _convert(args, InteractionCreate)))
         except DomainError as exc:
             answers[mutation.id] = exc
             continue
-        by_ident.setdefault(args.id, mutation.id)
+        by_ident[args.id] = mutation.id
     checked, prepared = await interactions.check_many(caller=caller, items=items)
     for mutation, args in batch:
         if mutation.id not in answers:

@@ -130,7 +130,7 @@ def decode_cursor(token: str) -> _Cursor:
         cursor = _cursor_decoder.decode(raw)
     except (ValueError, msgspec.DecodeError):
         raise Invalid("cursor is not valid: send back the cursor of the last pull, or null", field="cursor") from None
-    if any(p.version < 0 or p.snapshot < 0 for p in cursor.p.values()):
+    if any(not (0 <= p.version <= 2**62 and 0 <= p.snapshot <= 2**62) for p in cursor.p.values()):
         raise Invalid("cursor is not valid: send back the cursor of the last pull, or null", field="cursor")
     return cursor
 
@@ -181,7 +181,7 @@ async def read_rows(spec: TableSpec, *, where: str, params: list[Any], caller: C
 
     rows = await fetch_lists(f"SELECT {_select_list(spec)} FROM {spec.name} WHERE {where}", params)
     masked = caller is not None and not caller.sees_full_phones and spec.name in ("customers", "customer_phones")
-    if is_postgres() and not masked:
+    if is_postgres() and not masked and not _TS[spec.name]:
         return rows  # asyncpg already hands back bools, Decimals of two places, JSON as text
     return [_to_wire(spec, row, caller) for row in rows]
 
@@ -189,6 +189,18 @@ async def read_rows(spec: TableSpec, *, where: str, params: list[Any], caller: C
 _MONEY = {spec.name: [i for i, (_, kind) in enumerate(spec.columns) if kind == "money"] for spec in TABLES}
 _BOOL = {spec.name: [i for i, (_, kind) in enumerate(spec.columns) if kind == "bool"] for spec in TABLES}
 _JSON = {spec.name: [i for i, (_, kind) in enumerate(spec.columns) if kind == "json"] for spec in TABLES}
+_TS = {spec.name: [i for i, (_, kind) in enumerate(spec.columns) if kind == "ts"] for spec in TABLES}
+
+
+def wire_time(moment: object) -> str:
+    """A timestamp as it travels: UTC, always microseconds, 'Z' (the same text PostgreSQL's page
+    JSON and the phone write, so equal instants compare equal and text order is time order)."""
+    value = moment if isinstance(moment, dt.datetime) else dt.datetime.fromisoformat(str(moment))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 _PHONE_NUMBER = TABLES_BY_NAME["customer_phones"].column_names.index("number")
 _PHONE_DIGITS = TABLES_BY_NAME["customer_phones"].column_names.index("digits")
 _ADDRESS = TABLES_BY_NAME["customers"].column_names.index("address")
@@ -205,6 +217,9 @@ def _to_wire(spec: TableSpec, row: list[Any], caller: Caller | None) -> list[Any
     for i in _JSON[spec.name]:
         if row[i] is not None and not isinstance(row[i], str):
             row[i] = msgspec.json.encode(row[i]).decode()
+    for i in _TS[spec.name]:
+        if row[i] is not None:
+            row[i] = wire_time(row[i])
     if caller is not None and not caller.sees_full_phones:
         if spec.name == "customer_phones":
             row[_PHONE_NUMBER] = mask(row[_PHONE_NUMBER])
