@@ -138,3 +138,29 @@ async def test_purged_tombstones_make_an_old_cursor_start_afresh(client, login, 
     assert behind["last_mutation_id"] == 2
     current = await _pull(client, rep, uuid7(), fresh_cursor)
     assert not current["reset_required"]
+
+
+async def test_a_role_change_that_changes_masking_makes_the_phone_start_afresh(client, login, stores):
+    """A store manager moved to head office must not keep the full phone numbers on the device."""
+    from shared.enums import Role
+
+    manager = await login("manager.bjcy")
+    device = uuid7()
+    _, cursor, _ = await _drain(client, manager, device, None)
+    user = await User.select(User.id, User.region_id).where(User.username == "manager.bjcy").first()
+    region = await User.select(User.region_id).where(User.username == "region.north").first()
+    await User.update({User.role: Role.REGIONAL_MANAGER, User.region_id: region["region_id"]}).where(
+        User.id == user["id"]
+    )
+    try:
+        body = await _pull(client, manager, device, cursor)
+        assert body["reset_required"] and "role" in body["reset_reason"]
+        await _drain(client, manager, device, None)  # the fresh copy, masked
+        phones = await _pull(client, manager, uuid7(), None, limit=5000)
+        numbers = [r for p in phones["changes"] if p["table"] == "customer_phones" for r in p["rows"]]
+        assert numbers and all("*" in r[proto.TABLES_BY_NAME["customer_phones"].column_names.index("number")]
+                               for r in numbers)  # fmt: skip
+    finally:
+        await User.update({User.role: Role.STORE_MANAGER, User.region_id: user["region_id"]}).where(
+            User.id == user["id"]
+        )

@@ -114,6 +114,7 @@ class _ScopePosition(msgspec.Struct, array_like=True):
 class _Cursor(msgspec.Struct):
     s: int  # schema version of the rows delivered so far
     p: dict[str, _ScopePosition]
+    m: bool = False  # the rows were masked (head office: no full phones, no addresses)
 
 
 _cursor_encoder = msgspec.json.Encoder()
@@ -322,13 +323,14 @@ async def pull(*, caller: Caller, request: PullRequest) -> PullResponse:
     client = await register_client(caller=caller, client_id=request.client_id, schema_version=request.schema_version)
     now = dt.datetime.now(dt.UTC)
     scopes = await scopes_of(caller)
-    cursor = decode_cursor(request.cursor) if request.cursor else _Cursor(s=SCHEMA_VERSION, p={})
+    masked = not caller.sees_full_phones
+    cursor = decode_cursor(request.cursor) if request.cursor else _Cursor(s=SCHEMA_VERSION, p={}, m=masked)
     last_mutation_id = int(client["last_mutation_id"])
 
     def reset(reason: str) -> PullResponse:
         return PullResponse(
             changes=[],
-            cursor=encode_cursor(_Cursor(s=SCHEMA_VERSION, p={})),
+            cursor=encode_cursor(_Cursor(s=SCHEMA_VERSION, p={}, m=masked)),
             has_more=True,
             last_mutation_id=last_mutation_id,
             scopes_removed=[],
@@ -339,6 +341,10 @@ async def pull(*, caller: Caller, request: PullRequest) -> PullResponse:
 
     if cursor.s != SCHEMA_VERSION:
         return reset(f"the replica holds rows of sync schema {cursor.s}; the server now sends {SCHEMA_VERSION}")
+    if cursor.m != masked and cursor.p:
+        # A role change: rows already on the phone were masked differently (a store manager moved
+        # to head office must not keep full phone numbers).
+        return reset("your role changed what personal data this phone may hold; a fresh copy is needed")
     versions = await scope_versions(scopes)
     positions: dict[str, _ScopePosition] = {}
     for scope in scopes:
@@ -387,7 +393,7 @@ async def pull(*, caller: Caller, request: PullRequest) -> PullResponse:
         await SyncClient.update({SyncClient.last_pull_at: now}).where(SyncClient.id == request.client_id)
     return PullResponse(
         changes=_merge_pages(changes),
-        cursor=encode_cursor(_Cursor(s=SCHEMA_VERSION, p=positions)),
+        cursor=encode_cursor(_Cursor(s=SCHEMA_VERSION, p=positions, m=masked)),
         has_more=has_more,
         last_mutation_id=last_mutation_id,
         scopes_removed=removed,
