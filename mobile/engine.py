@@ -351,6 +351,8 @@ class SyncEngine:
             except Exception as exc:
                 if _refused(exc) and (refresh or isinstance(exc, SignedOut)):
                     raise SyncFailed(f"the server refused the session ({exc}); sign in again", "signed_out") from exc
+                if isinstance(exc, httpx.TransportError):
+                    raise SyncFailed(f"no connection to the server ({type(exc).__name__}: {exc})", "offline") from exc
                 raise SyncFailed(f"cannot get an access token ({exc}); sign in again") from exc
             self._token = str(token)
         return self._token

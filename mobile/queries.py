@@ -469,3 +469,266 @@ def today_tasks(
     for task in tasks:
         grouped.setdefault(task.kind, []).append(task)
     return grouped
+
+
+# --- pipeline -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class StageView:
+    id: str
+    code: str
+    name_zh: str
+    name_en: str
+    kind: str
+    position: int
+    idle_days: int | None
+
+
+def stages(replica: Replica) -> list[StageView]:
+    return [
+        StageView(r["id"], r["code"], r["name_zh"], r["name_en"], r["kind"], int(r["position"] or 0), r["idle_days"])
+        for r in fetch_all(replica.db, "SELECT * FROM pipeline_stages ORDER BY position, code")
+    ]
+
+
+@dataclasses.dataclass
+class StageStep:
+    stage: str | None
+    name_zh: str | None
+    name_en: str | None
+    entered_at: str | None
+    left_at: str | None
+    days: float  # time spent in the stage (until now when it has not been left)
+
+
+@dataclasses.dataclass
+class OpportunityDetail:
+    opportunity: OpportunityView
+    customer_id: str
+    customer_name: str | None
+    days_in_stage: float
+    history: list[StageStep]
+
+
+def _days(start: str | None, end: dt.datetime) -> float:
+    if not start:
+        return 0.0
+    return max(0.0, (end - times.parse(start)).total_seconds() / 86400)
+
+
+def opportunity_detail(
+    replica: Replica, opportunity_id: str, *, now: dt.datetime | None = None
+) -> OpportunityDetail | None:
+    """One opportunity with its stage path (oldest first) and time in each stage."""
+    now = now or _utcnow()
+    row = fetch_one(replica.db, "SELECT customer_id FROM opportunities WHERE id = ?", (str(opportunity_id),))
+    if row is None:
+        return None
+    view = next(o for o in _opportunities(replica, row["customer_id"]) if o.id == str(opportunity_id))
+    customer = fetch_one(replica.db, "SELECT name FROM customers WHERE id = ?", (row["customer_id"],))
+    history = [
+        StageStep(
+            r["code"],
+            r["name_zh"],
+            r["name_en"],
+            r["entered_at"],
+            r["left_at"],
+            _days(r["entered_at"], times.parse(r["left_at"]) if r["left_at"] else now),
+        )
+        for r in fetch_all(
+            replica.db,
+            "SELECT h.entered_at, h.left_at, s.code, s.name_zh, s.name_en FROM stage_history h "
+            "LEFT JOIN pipeline_stages s ON s.id = h.stage_id WHERE h.opportunity_id = ? ORDER BY h.entered_at, h.id",
+            (str(opportunity_id),),
+        )
+    ]
+    return OpportunityDetail(
+        opportunity=view,
+        customer_id=row["customer_id"],
+        customer_name=customer["name"] if customer else None,
+        days_in_stage=_days(view.stage_entered_at, now) if view.stage_kind == "open" else 0.0,
+        history=history,
+    )
+
+
+# --- cross-sell -----------------------------------------------------------------------------------
+
+# What goes with what (REQUIREMENTS §1: "bought a sofa → cushions", "bought a dining table → chairs").
+COMPANIONS: dict[str, tuple[str, ...]] = {
+    "sofa": ("cushion",),
+    "dining_table": ("dining_chair",),
+    "bed": ("mattress", "bed_sheet"),
+    "mattress": ("pillow", "bed_sheet"),
+    "bed_sheet": ("duvet_cover", "pillow"),
+    "duvet_cover": ("bed_sheet",),
+}
+
+
+def cross_sell(replica: Replica, customer_id: str) -> list[dict[str, str]]:
+    """Categories that go with what the customer bought and that they have not bought yet
+    ({code, name_zh, name_en}), in the order of the companion table."""
+    bought = {
+        r[0]
+        for r in replica.db.execute(
+            "SELECT DISTINCT g.code FROM order_lines l JOIN orders o ON o.id = l.order_id "
+            "JOIN categories g ON g.id = l.category_id WHERE o.customer_id = ?",
+            (str(customer_id),),
+        )
+    }
+    wanted: list[str] = []
+    for code in sorted(bought):
+        for other in COMPANIONS.get(code, ()):
+            if other not in bought and other not in wanted:
+                wanted.append(other)
+    if not wanted:
+        return []
+    names = {
+        r["code"]: r
+        for r in fetch_all(
+            replica.db,
+            f"SELECT code, name_zh, name_en FROM categories WHERE code IN ({', '.join('?' * len(wanted))})",
+            wanted,
+        )
+    }
+    return [dict(code=c, name_zh=names[c]["name_zh"], name_en=names[c]["name_en"]) for c in wanted if c in names]
+
+
+# --- the message centre ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class MessageView:
+    key: str  # stable: kind + row id
+    kind: str  # new_task | reminder | interaction | complaint | order | opportunity
+    at: str
+    customer_id: str | None
+    customer_name: str | None
+    values: dict[str, Any]  # what the message text is made of
+    task_id: str | None = None
+    opportunity_id: str | None = None
+    unread: bool = False
+
+
+MESSAGE_DAYS = 7
+OTHERS_KINDS = ("visit", "call", "message", "note", "browse", "cart")
+
+
+def messages(
+    replica: Replica,
+    user_id: str | None = None,
+    *,
+    now: dt.datetime | None = None,
+    seen_at: str | None = None,
+    days: int = MESSAGE_DAYS,
+    limit: int = 100,
+) -> list[MessageView]:
+    """What the rep should hear about, newest first, from the last ``days`` days: tasks others
+    (or the rules) gave them, their reminders that came due, and what happened to the customers
+    they own — interactions by colleagues or from the shop systems, complaints, orders, changes
+    to opportunities by someone else. Rows made on this phone are not news. ``unread`` marks those
+    newer than ``seen_at``."""
+    now = now or _utcnow()
+    uid = str(user_id or replica.user_id)
+    since = times.bound(now - dt.timedelta(days=days))
+    current = times.bound(now)
+    db = replica.db
+    out: list[MessageView] = []
+    for r in fetch_all(
+        db,
+        "SELECT t.id, t.title, t.kind, t.source, t.due_at, t.created_at, t.customer_id, t.opportunity_id, "
+        "c.name AS customer_name FROM tasks t LEFT JOIN customers c ON c.id = t.customer_id "
+        "WHERE t.owner_id = ? AND t.version > 0 AND t.status = 'open' "
+        "AND ((t.created_by_id IS NULL OR t.created_by_id <> ?) AND t.created_at >= ? "
+        "OR t.kind IN ('stage_reminder', 'complaint_callback') AND t.due_at >= ? AND t.due_at <= ?)",
+        (uid, uid, since, since, current),
+    ):
+        reminder = r["kind"] in ("stage_reminder", "complaint_callback") and r["due_at"] <= current
+        at = max(r["due_at"], r["created_at"] or "") if reminder else r["created_at"]
+        out.append(
+            MessageView(
+                f"task:{r['id']}",
+                "reminder" if reminder else "new_task",
+                at,
+                r["customer_id"],
+                r["customer_name"],
+                {"title": r["title"]},
+                task_id=r["id"],
+                opportunity_id=r["opportunity_id"],
+            )
+        )
+    kinds = ", ".join("?" * len(OTHERS_KINDS))
+    for r in fetch_all(
+        db,
+        "SELECT i.id, i.kind, i.channel, i.occurred_at, i.customer_id, c.name AS customer_name FROM interactions i "
+        "JOIN customers c ON c.id = i.customer_id WHERE c.owner_id = ? AND i.version > 0 AND i.occurred_at >= ? "
+        f"AND i.occurred_at <= ? AND (i.user_id IS NULL OR i.user_id <> ?) AND i.kind IN ({kinds}) "
+        "ORDER BY i.occurred_at DESC LIMIT ?",
+        (uid, since, current, uid, *OTHERS_KINDS, limit),
+    ):
+        out.append(
+            MessageView(
+                f"interaction:{r['id']}",
+                "interaction",
+                r["occurred_at"],
+                r["customer_id"],
+                r["customer_name"],
+                {"kind": r["kind"], "channel": r["channel"]},
+            )
+        )
+    for r in fetch_all(
+        db,
+        "SELECT p.id, p.category, p.status, p.opened_at, p.customer_id, c.name AS customer_name FROM complaints p "
+        "JOIN customers c ON c.id = p.customer_id WHERE c.owner_id = ? AND p.opened_at >= ? LIMIT ?",
+        (uid, since, limit),
+    ):
+        out.append(
+            MessageView(
+                f"complaint:{r['id']}",
+                "complaint",
+                r["opened_at"],
+                r["customer_id"],
+                r["customer_name"],
+                {"category": r["category"], "status": r["status"]},
+            )
+        )
+    for r in fetch_all(
+        db,
+        "SELECT o.id, o.channel, o.amount, o.ordered_at, o.customer_id, c.name AS customer_name FROM orders o "
+        "JOIN customers c ON c.id = o.customer_id WHERE c.owner_id = ? AND o.ordered_at >= ? AND o.ordered_at <= ? "
+        "LIMIT ?",
+        (uid, since, current, limit),
+    ):
+        out.append(
+            MessageView(
+                f"order:{r['id']}",
+                "order",
+                r["ordered_at"],
+                r["customer_id"],
+                r["customer_name"],
+                {"amount": _money(r["amount"]), "channel": r["channel"]},
+            )
+        )
+    for r in fetch_all(
+        db,
+        "SELECT o.id, o.title, o.updated_at, o.customer_id, c.name AS customer_name FROM opportunities o "
+        "JOIN customers c ON c.id = o.customer_id WHERE c.owner_id = ? AND o.owner_id <> ? AND o.version > 0 "
+        "AND o.updated_at >= ? LIMIT ?",
+        (uid, uid, since, limit),
+    ):
+        out.append(
+            MessageView(
+                f"opportunity:{r['id']}",
+                "opportunity",
+                r["updated_at"],
+                r["customer_id"],
+                r["customer_name"],
+                {"title": r["title"]},
+                opportunity_id=r["id"],
+            )
+        )
+    out.sort(key=lambda m: (m.at or "", m.key), reverse=True)
+    out = out[:limit]
+    for m in out:
+        m.unread = seen_at is None or (m.at or "") > seen_at
+    return out

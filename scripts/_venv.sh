@@ -7,6 +7,6 @@ stamp=.venv/.floorwalker-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements/constraints.txt -nt "$stamp" ]; then
   echo "== installing dependencies into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c requirements/constraints.txt -e '.[test]'
+  .venv/bin/python -m pip install -q -c requirements/constraints.txt -e '.[app,test]'
   touch "$stamp"
 fi

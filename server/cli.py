@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
+import subprocess
 import sys
 
 os.environ.setdefault("PICCOLO_CONF", "server.piccolo_conf")
@@ -77,7 +80,7 @@ async def _seed(settings: Settings, customers: int | None, progress: bool) -> in
     return 0
 
 
-async def _serve(settings: Settings, *, host: str, port: int, scheduler: bool, banner: bool) -> None:
+async def _serve(settings: Settings, *, host: str, port: int, scheduler: bool, banner: bool, web: bool = False) -> None:
     import uvicorn
 
     from server.app import create_app
@@ -99,7 +102,7 @@ async def _serve(settings: Settings, *, host: str, port: int, scheduler: bool, b
                 return
             await asyncio.sleep(0.05)
         if banner:
-            _print_banner(settings, host, port)
+            _print_banner(settings, host, port, web)
 
     tasks.append(asyncio.create_task(announce()))
     try:
@@ -109,7 +112,7 @@ async def _serve(settings: Settings, *, host: str, port: int, scheduler: bool, b
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _print_banner(settings: Settings, host: str, port: int) -> None:
+def _print_banner(settings: Settings, host: str, port: int, web: bool = False) -> None:
     url = f"http://{host}:{port}"
     lines = [
         "",
@@ -117,7 +120,9 @@ def _print_banner(settings: Settings, host: str, port: int) -> None:
         f"  API        {url}   (health {url}/health, OpenAPI {url}/schema/openapi.json)",
         f"  database   {settings.database_url}",
         "  scheduler  running in this process",
-        "  web client not yet part of this build: the Flet app arrives with its own issue; the API serves alone",
+        f"  web client http://{host}:{settings.web_port}   (the phone app in a browser; phone size: 412×915)"
+        if web
+        else "  web client not started (floorwalker app --web)",
         "",
         f"Demo logins (password '{DEMO_PASSWORD}'):",
         *(f"  {name:<14} {what}" for name, what in DEMO_LOGINS),
@@ -140,12 +145,53 @@ async def _run(settings: Settings, host: str, port: int) -> int:
     if await seed.database_is_empty():
         print("empty database: loading the demo chain ...", flush=True)
         await seed.seed_demo(progress=sys.stdout.isatty())
-    await _serve(settings, host=host, port=port, scheduler=True, banner=True)
+    client = _start_web_client(settings, host, api_port=port)
+    try:
+        await _serve(settings, host=host, port=port, scheduler=True, banner=True, web=client is not None)
+    finally:
+        if client is not None:
+            _stop(client)
+    return 0
+
+
+def _start_web_client(settings: Settings, host: str, *, api_port: int) -> subprocess.Popen | None:
+    """The Flet web client as a child process (Flet runs its own event loop), pointed at our API."""
+    env = dict(os.environ)
+    env.setdefault("FLOORWALKER_SERVER_URL", f"http://{host}:{api_port}")
+    command = [sys.executable, "-m", "server.cli", "app", "--web", "--host", host, "--port", str(settings.web_port)]
+    try:
+        return subprocess.Popen(command, env=env, start_new_session=True)
+    except OSError as exc:
+        print(f"web client did not start: {exc}", file=sys.stderr)
+        return None
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the client and what it started (Flet's server may run children): its process group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _app(settings: Settings, *, web: bool, host: str, port: int) -> int:
+    os.environ.setdefault("FLOORWALKER_SERVER_URL", settings.server_url)
+    try:
+        from mobile.main import run
+    except ImportError as exc:  # flet is the app's dependency, not the server's
+        print(f"floorwalker app: the Flet client needs flet ({exc}); pip install -e '.[app]'", file=sys.stderr)
+        return 2
+    if web:
+        print(f"web client on http://{host}:{port} (API {os.environ['FLOORWALKER_SERVER_URL']})", flush=True)
+    run(web=web, host=host, port=port)
     return 0
 
 
 async def _worker(settings: Settings) -> int:
-    import signal
 
     from server import db
     from server.scheduler import run_as_leader
@@ -187,12 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return asyncio.run(_run(settings, host, args.port or settings.api_port))
     if args.command == "app":
-        print(
-            "floorwalker app: the Flet client is not part of this build yet (it arrives with the phone-app issue); "
-            "the API runs with `floorwalker serve`.",
-            file=sys.stderr,
-        )
-        return 2
+        return _app(settings, web=args.web, host=host, port=args.port or settings.web_port)
     return 2
 
 

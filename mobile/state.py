@@ -1,0 +1,552 @@
+"""The app's state and everything a screen can do, without a renderer.
+
+``AppState`` is a Flet observable: the screens (``mobile/ui``) are components that take it as an
+argument and re-render when a field changes. Every action a screen offers is a method here, so
+the tests drive the app through the same calls the buttons make. Data the screens show is read
+from the phone's replica (never from the domain API); edits go through the outbox
+(``Replica.mutate``) and the sync engine carries them to the server when it can.
+
+One ``Device`` (replica file + sync engine) exists per signed-in user and server in this process;
+in web mode several browser tabs of the same user share it, so one outbox has one pusher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import os
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import flet as ft
+import httpx
+
+from mobile import queries, times
+from mobile.engine import SyncEngine, SyncStatus
+from mobile.i18n import DEFAULT_LOCALE, t
+from mobile.mutators import MutationError, fetch_one
+from mobile.replica import ConflictEntry, OutboxEntry, Replica
+from mobile.session import Credentials, CredentialStore, LoginError, Session, normalise_server_url
+from shared import wire
+
+log = logging.getLogger("floorwalker.mobile.app")
+
+DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
+MESSAGES_SEEN = "messages_seen_at"
+RETRY_SECONDS = 10.0  # while offline or failing, try again this often (the poke stream also retries)
+FILTERS = ("mine", "high_value", "open_opportunity", "not_contacted")
+TASK_GROUPS = ("stage_reminder", "complaint_callback", "follow_up", "call", "visit", "other")
+SHEETS = ("note", "task", "opportunity", "move")
+DUE_CHOICES = ("today", "tomorrow", "week")
+
+
+def data_dir() -> Path:
+    """Where replicas live: ``FLOORWALKER_APP_DATA``, else the packaged app's storage folder
+    (``FLET_APP_STORAGE_DATA``), else ``var/app`` under the working directory."""
+    for name in ("FLOORWALKER_APP_DATA", "FLET_APP_STORAGE_DATA"):
+        if os.environ.get(name):
+            return Path(os.environ[name])
+    return Path("var") / "app"
+
+
+def replica_path(server_url: str, username: str, root: Path | None = None) -> Path:
+    host = re.sub(r"[^A-Za-z0-9.-]+", "_", re.sub(r"^https?://", "", server_url)).strip("_")
+    user = re.sub(r"[^A-Za-z0-9._-]+", "_", username)
+    return (root or data_dir()) / host / f"{user}.sqlite3"
+
+
+class Device:
+    """A replica and its sync engine, kept running while any screen of its user is open."""
+
+    _open: dict[Path, Device] = {}
+
+    def __init__(self, path: Path, session: Session, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.path = path
+        self.session = session
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.replica = Replica(path)
+        assert session.credentials is not None
+        self.engine = SyncEngine(
+            self.replica,
+            session.credentials.server_url,
+            session.token,
+            transport=transport,
+            push_on_mutation=True,
+            backoff_cap=RETRY_SECONDS,
+            max_attempts=3,
+            timeout=10.0,
+        )
+        self.users = 0
+        self._tasks: list[asyncio.Task] = []
+
+    @classmethod
+    def acquire(cls, path: Path, session: Session, transport: httpx.AsyncBaseTransport | None = None) -> Device:
+        device = cls._open.get(path)
+        if device is None:
+            device = cls._open[path] = Device(path, session, transport)
+        else:
+            device.session.credentials = session.credentials or device.session.credentials
+        device.users += 1
+        return device
+
+    def start(self, live: bool = True) -> None:
+        if self._tasks:
+            return
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._keep_trying(), name="floorwalker-retry"))
+        if live:
+            self._tasks.append(loop.create_task(self.engine.listen(), name="floorwalker-listen"))
+
+    async def _keep_trying(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.engine.sync()
+        while True:
+            await asyncio.sleep(RETRY_SECONDS)
+            if self.engine.status.state in ("offline", "error", "pending"):
+                self.engine.poke()
+
+    async def release(self) -> None:
+        self.users -= 1
+        if self.users > 0:
+            return
+        Device._open.pop(self.path, None)
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        await self.engine.aclose()
+        self.replica.close()
+
+
+def _due_at(choice: str, tz: ZoneInfo, now: dt.datetime) -> str:
+    local = now.astimezone(tz)
+    if choice == "today":
+        moment = max(local + dt.timedelta(hours=1), local.replace(hour=18, minute=0, second=0, microsecond=0))
+    elif choice == "tomorrow":
+        moment = (local + dt.timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    else:
+        moment = (local + dt.timedelta(days=7)).replace(hour=10, minute=0, second=0, microsecond=0)
+    return times.utc_text(moment)
+
+
+@ft.observable
+@dataclasses.dataclass
+class AppState:
+    locale: str = DEFAULT_LOCALE
+    wide: bool = False  # a wide screen: navigation rail instead of the bottom bar
+    route: str = "/"
+    phase: str = "starting"  # starting | login | ready
+    server_url: str = DEFAULT_SERVER_URL
+    username: str = ""
+    password: str = ""
+    login_error: str | None = None
+    busy: bool = False
+    user: wire.UserOut | None = None
+    # sync
+    sync_state: str = "pending"
+    pending: int = 0
+    last_synced_at: str | None = None
+    sync_error: str | None = None
+    revision: int = 0  # bumped whenever the replica changed: views re-read it
+    # customers
+    query: str = ""
+    filters: list[str] = dataclasses.field(default_factory=list)
+    # quick action sheet on the card / opportunity: which one is open and its draft
+    sheet: str | None = None
+    draft_text: str = ""
+    draft_amount: str = ""
+    draft_due: str = "tomorrow"
+    draft_stage: str | None = None
+    sheet_error: str | None = None
+    toast: str | None = None
+    messages_seen_at: str | None = None
+
+    # --- not observed: services -----------------------------------------------------------------
+
+    def attach(
+        self,
+        store: CredentialStore,
+        *,
+        navigate: Callable[[str], Any] | None = None,
+        launch: Callable[[str], Any] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        live: bool = True,
+        root: Path | None = None,
+    ) -> AppState:
+        self._store = store
+        self._navigate = navigate
+        self._launch = launch
+        self._transport = transport
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._live = live
+        self._root = root
+        self._device: Device | None = None
+        self._cache: dict[Any, Any] = {}
+        return self
+
+    @property
+    def replica(self) -> Replica:
+        assert self._device is not None, "not signed in"
+        return self._device.replica
+
+    @property
+    def engine(self) -> SyncEngine:
+        assert self._device is not None, "not signed in"
+        return self._device.engine
+
+    def tr(self, key: str, **values: object) -> str:
+        return t(self.locale, key, **values)
+
+    def now(self) -> dt.datetime:
+        return self._clock()
+
+    # --- start, sign in, sign out -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the remembered session (works offline) or show the login screen."""
+        credentials = await self._store.load()
+        if credentials is None:
+            self.phase = "login"
+            return
+        self.server_url = credentials.server_url
+        self.username = credentials.user.username
+        await self._open(Session(self._store, credentials, transport=self._transport))
+
+    async def login(self) -> None:
+        if not self.username.strip() or not self.password:
+            self.login_error = self.tr("login.missing")
+            return
+        self.busy, self.login_error = True, None
+        session = Session(self._store, transport=self._transport)
+        try:
+            credentials = await session.login(self.server_url, self.username, self.password)
+        except LoginError as exc:
+            key = "login.offline" if exc.offline else "login.failed"
+            self.busy, self.login_error = False, self.tr(key, message=str(exc))
+            return
+        self.password = ""
+        self.server_url = credentials.server_url
+        await self._open(session, first=True)
+        self.busy = False
+
+    async def _open(self, session: Session, first: bool = False) -> None:
+        assert session.credentials is not None
+        user = session.credentials.user
+        path = replica_path(session.credentials.server_url, user.username, self._root)
+        device = Device.acquire(path, session, self._transport)
+        try:
+            device.replica.set_identity(user.id, store_id=user.store_id, role=user.role.value)
+        except ValueError:  # a file left by someone else under this name: start it afresh
+            await device.release()
+            path.unlink(missing_ok=True)
+            device = Device.acquire(path, session, self._transport)
+            device.replica.set_identity(user.id, store_id=user.store_id, role=user.role.value)
+        self._device = device
+        self.user = user
+        device.engine.on_change.append(self._on_sync)
+        device.replica.on_mutation.append(self._on_local_change)
+        self.messages_seen_at = device.replica.get_meta(MESSAGES_SEEN)
+        self._on_sync(device.engine.status)
+        if first:
+            with contextlib.suppress(Exception):
+                await device.engine.sync()
+        device.start(live=self._live)
+        self.phase = "ready"
+        self.go("/")
+
+    async def close(self) -> None:
+        """The screen went away (tab closed): let go of the device."""
+        device, self._device = self._device, None
+        if device is None:
+            return
+        with contextlib.suppress(ValueError):
+            device.engine.on_change.remove(self._on_sync)
+        with contextlib.suppress(ValueError):
+            device.replica.on_mutation.remove(self._on_local_change)
+        await device.release()
+
+    async def logout(self) -> None:
+        if self.pending and self.sync_state != "signed_out":
+            self.toast = self.tr("sync.logout_pending", count=self.pending)
+            return
+        device = self._device
+        if device is not None:
+            await device.session.logout()
+            device.replica.wipe()
+        await self.close()
+        self.user, self.phase, self.password = None, "login", ""
+        self.go("/")
+
+    def _on_sync(self, status: SyncStatus) -> None:
+        changed = status.state != self.sync_state or status.last_synced_at != self.last_synced_at
+        self.sync_state = status.state
+        self.pending = status.pending
+        self.last_synced_at = status.last_synced_at
+        self.sync_error = status.last_error
+        if status.state == "signed_out":
+            self.user, self.phase = None, "login"
+            self.login_error = self.tr("sync.signed_out") + (f": {status.last_error}" if status.last_error else "")
+            task = asyncio.ensure_future(self.close())
+            self._cache["closing"] = task
+            return
+        if changed:
+            self._changed()
+
+    def _on_local_change(self) -> None:
+        self._changed()
+
+    def _changed(self) -> None:
+        self._cache.clear()
+        self.revision += 1
+
+    # --- navigation -----------------------------------------------------------------------------
+
+    def go(self, route: str) -> None:
+        self.route = route
+        self.sheet, self.sheet_error, self.toast = None, None, None
+        if self._navigate is not None:
+            self._navigate(route)
+
+    def set_wide(self, width: float | None) -> None:
+        self.wide = bool(width and width >= 840)
+
+    def set_locale(self, locale: str) -> None:
+        self.locale = locale
+
+    # --- reads (cached per revision) --------------------------------------------------------------
+
+    def _cached(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def unmask(self) -> bool:
+        return self.user is not None and self.user.role.value in ("rep", "store_manager")
+
+    def time_zone(self) -> ZoneInfo:
+        def make() -> ZoneInfo:
+            row = None
+            if self.user is not None and self.user.store_id is not None:
+                row = fetch_one(
+                    self.replica.db, "SELECT time_zone FROM stores WHERE id = ?", (str(self.user.store_id),)
+                )
+            return ZoneInfo(row["time_zone"] if row and row["time_zone"] else "Asia/Shanghai")
+
+        return self._cached("tz", make)
+
+    def today(self) -> list[tuple[str, list[queries.TaskView]]]:
+        def make():
+            groups = queries.today_tasks(self.replica, tz=self.time_zone(), now=self.now())
+            order = [g for g in TASK_GROUPS if g in groups] + sorted(set(groups) - set(TASK_GROUPS))
+            return [(g, groups[g]) for g in order]
+
+        return self._cached("today", make)
+
+    def hits(self) -> list[queries.CustomerHit]:
+        key = ("hits", self.query, tuple(self.filters))
+        return self._cached(
+            key,
+            lambda: queries.search_customers(
+                self.replica,
+                self.query,
+                mine="mine" in self.filters,
+                high_value="high_value" in self.filters,
+                open_opportunity="open_opportunity" in self.filters,
+                not_contacted_days=30 if "not_contacted" in self.filters else None,
+                now=self.now(),
+                unmask=self.unmask,
+            ),
+        )
+
+    def card(self, customer_id: str) -> queries.CustomerCardView | None:
+        return self._cached(
+            ("card", customer_id),
+            lambda: queries.customer_card(self.replica, customer_id, unmask=self.unmask, now=self.now()),
+        )
+
+    def cross_sell(self, customer_id: str) -> list[dict[str, str]]:
+        return self._cached(("xsell", customer_id), lambda: queries.cross_sell(self.replica, customer_id))
+
+    def opportunity(self, opportunity_id: str) -> queries.OpportunityDetail | None:
+        return self._cached(
+            ("opp", opportunity_id), lambda: queries.opportunity_detail(self.replica, opportunity_id, now=self.now())
+        )
+
+    def stages(self) -> list[queries.StageView]:
+        return self._cached("stages", lambda: queries.stages(self.replica))
+
+    def messages(self) -> list[queries.MessageView]:
+        return self._cached(
+            ("messages", self.messages_seen_at),
+            lambda: queries.messages(self.replica, now=self.now(), seen_at=self.messages_seen_at),
+        )
+
+    def unread(self) -> int:
+        if self._device is None:
+            return 0
+        return sum(1 for m in self.messages() if m.unread) + len(self.replica.conflicts(unseen_only=True))
+
+    def conflicts(self) -> list[ConflictEntry]:
+        return self._cached("conflicts", lambda: self.replica.conflicts())
+
+    def outbox(self) -> list[OutboxEntry]:
+        return self._cached("outbox", lambda: self.replica.pending())
+
+    def user_name(self, user_id: str | None) -> str | None:
+        if not user_id:
+            return None
+        row = fetch_one(self.replica.db, "SELECT display_name FROM users WHERE id = ?", (str(user_id),))
+        return row["display_name"] if row else None
+
+    # --- customers --------------------------------------------------------------------------------
+
+    def search(self, text: str) -> None:
+        self.query = text
+
+    def toggle_filter(self, name: str) -> None:
+        if name not in FILTERS:
+            raise ValueError(name)
+        self.filters = [f for f in self.filters if f != name] if name in self.filters else [*self.filters, name]
+
+    def open_customer(self, customer_id: str) -> None:
+        self.go(f"/customers/{customer_id}")
+
+    def open_opportunity(self, opportunity_id: str) -> None:
+        self.go(f"/opportunities/{opportunity_id}")
+
+    async def call(self, number: str) -> None:
+        if self._launch is not None:
+            result = self._launch(f"tel:{re.sub(r'[^0-9+]', '', number)}")
+            if asyncio.iscoroutine(result):
+                await result
+
+    # --- edits (all through the outbox) ------------------------------------------------------------
+
+    def _edit(self, make: Callable[[], Any], done: str) -> bool:
+        try:
+            make()
+        except MutationError as exc:
+            self.sheet_error = str(exc)
+            self.toast = self.tr("action.failed", message=str(exc))
+            return False
+        self.sheet, self.sheet_error, self.draft_text, self.draft_amount = None, None, "", ""
+        self.toast = done
+        return True
+
+    def log_visit(self, customer_id: str) -> bool:
+        return self._edit(lambda: self.replica.log_visit(customer_id), self.tr("action.visit_logged"))
+
+    def log_call(self, customer_id: str) -> bool:
+        return self._edit(
+            lambda: self.replica.log_interaction(customer_id, "call", "", channel="phone"),
+            self.tr("action.call_logged"),
+        )
+
+    def open_sheet(self, name: str, stage: str | None = None) -> None:
+        if name not in SHEETS:
+            raise ValueError(name)
+        self.sheet, self.sheet_error, self.draft_text, self.draft_amount = name, None, "", ""
+        self.draft_due, self.draft_stage = "tomorrow", stage
+
+    def close_sheet(self) -> None:
+        self.sheet, self.sheet_error = None, None
+
+    def save_note(self, customer_id: str) -> bool:
+        text = self.draft_text.strip()
+        if not text:
+            self.sheet_error = self.tr("action.note_hint")
+            return False
+        return self._edit(lambda: self.replica.log_interaction(customer_id, "note", text), self.tr("action.note_saved"))
+
+    def save_task(self, customer_id: str | None, opportunity_id: str | None = None) -> bool:
+        title = self.draft_text.strip()
+        if not title:
+            self.sheet_error = self.tr("action.task_title")
+            return False
+        due = _due_at(self.draft_due, self.time_zone(), self.now())
+        extra: dict[str, Any] = {"kind": "follow_up", "customer_id": customer_id}
+        if opportunity_id:
+            extra["opportunity_id"] = opportunity_id
+        return self._edit(lambda: self.replica.create_task(title, due, **extra), self.tr("action.task_created"))
+
+    def save_opportunity(self, customer_id: str) -> bool:
+        title = self.draft_text.strip()
+        if not title:
+            self.sheet_error = self.tr("action.opportunity_title")
+            return False
+        extra: dict[str, Any] = {}
+        if self.draft_amount.strip():
+            extra["amount"] = self.draft_amount.strip()
+        return self._edit(
+            lambda: self.replica.create_opportunity(customer_id, title, **extra), self.tr("action.opportunity_created")
+        )
+
+    def move_stage(self, opportunity_id: str, stage: str) -> bool:
+        """Move an opportunity; a lost deal needs the reason typed in the sheet first."""
+        target = next((s for s in self.stages() if s.code == stage), None)
+        if target is None:
+            self.sheet_error = stage
+            return False
+        reason = self.draft_text.strip() or None
+        if target.kind == "lost" and not reason:
+            self.sheet, self.draft_stage = "move", stage
+            self.sheet_error = self.tr("opp.lost_reason_needed")
+            return False
+        name = target.name_zh if self.locale == "zh" else target.name_en
+        return self._edit(
+            lambda: self.replica.move_opportunity(
+                opportunity_id, stage, lost_reason=reason if target.kind == "lost" else None
+            ),
+            self.tr("action.moved", stage=name),
+        )
+
+    def complete_task(self, task: queries.TaskView) -> bool:
+        return self._edit(lambda: self.replica.complete_task(task.id), self.tr("today.done", title=task.title))
+
+    def snooze_task(self, task: queries.TaskView, choice: str = "1h") -> bool:
+        tz = self.time_zone()
+        local = self.now().astimezone(tz)
+        if choice == "1h":
+            until = local + dt.timedelta(hours=1)
+        else:
+            until = (local + dt.timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+        return self._edit(
+            lambda: self.replica.snooze_task(task.id, times.utc_text(until)), self.tr("today.snoozed", title=task.title)
+        )
+
+    # --- messages and sync ------------------------------------------------------------------------
+
+    def mark_messages_read(self) -> None:
+        at = times.utc_text(self.now())
+        self.replica.set_meta(MESSAGES_SEEN, at)
+        self.replica.mark_conflicts_seen()
+        self.messages_seen_at = at
+        self._changed()
+
+    async def sync_now(self) -> None:
+        if self._device is not None:
+            await self._device.engine.sync()
+
+    def dismiss_toast(self) -> None:
+        self.toast = None
+
+
+def money(value: Decimal | str | None) -> str:
+    amount = Decimal(str(value or 0))
+    return f"{amount:,.2f}".rstrip("0").rstrip(".") if amount % 1 else f"{amount:,.0f}"
+
+
+def server_url_from_env() -> str:
+    return normalise_server_url(os.environ.get("FLOORWALKER_SERVER_URL", DEFAULT_SERVER_URL))
+
+
+__all__ = ["AppState", "Credentials", "Device", "money"]

@@ -1,0 +1,1 @@
+"""The screens: Flet components that take the observable ``AppState`` and return controls."""

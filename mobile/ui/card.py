@@ -1,0 +1,375 @@
+"""The 360° customer card with its quick actions, and the opportunity page."""
+
+from __future__ import annotations
+
+import flet as ft
+
+from mobile import queries
+from mobile.state import DUE_CHOICES, AppState, money
+from mobile.ui.common import header, local_time, muted, pill
+
+TIER_COLOURS = {"high": ft.Colors.DEEP_ORANGE_700, "regular": ft.Colors.BLUE_700, "new": ft.Colors.GREEN_700}
+COMPLAINT_COLOURS = {
+    "open": ft.Colors.RED_700,
+    "in_progress": ft.Colors.ORANGE_800,
+    "solved": ft.Colors.GREEN_700,
+    "closed": ft.Colors.GREY_700,
+}
+
+
+def _stage_name(state: AppState, zh: str | None, en: str | None) -> str:
+    return (zh if state.locale == "zh" else en) or zh or en or "—"
+
+
+# --- quick actions --------------------------------------------------------------------------------
+
+
+def _due_chips(state: AppState) -> ft.Control:
+    return ft.Row(
+        [
+            ft.Chip(
+                key=f"due-{choice}",
+                label=ft.Text(state.tr(f"action.due_{choice}")),
+                selected=state.draft_due == choice,
+                on_select=lambda e, choice=choice: setattr(state, "draft_due", choice),
+            )
+            for choice in DUE_CHOICES
+        ],
+        wrap=True,
+    )
+
+
+def _text(state: AppState, key: str, label: str, **kw) -> ft.Control:
+    return ft.TextField(
+        key=key,
+        label=label,
+        value=state.draft_text,
+        on_change=lambda e: setattr(state, "draft_text", e.control.value),
+        **kw,
+    )
+
+
+def action_sheet(state: AppState, customer_id: str, opportunity: queries.OpportunityView | None) -> ft.Control | None:
+    """The open quick-action form (second tap saves)."""
+    if state.sheet is None:
+        return None
+    body: list[ft.Control] = []
+    save = None
+    if state.sheet == "note":
+        body = [_text(state, "sheet-text", state.tr("action.note"), multiline=True, min_lines=2, autofocus=True)]
+        save = lambda e: state.save_note(customer_id)  # noqa: E731
+    elif state.sheet == "task":
+        body = [_text(state, "sheet-text", state.tr("action.task_title"), autofocus=True), _due_chips(state)]
+        save = lambda e: state.save_task(customer_id, opportunity.id if opportunity else None)  # noqa: E731
+    elif state.sheet == "opportunity":
+        body = [
+            _text(state, "sheet-text", state.tr("action.opportunity_title"), autofocus=True),
+            ft.TextField(
+                key="sheet-amount",
+                label=state.tr("action.amount"),
+                value=state.draft_amount,
+                keyboard_type=ft.KeyboardType.NUMBER,
+                on_change=lambda e: setattr(state, "draft_amount", e.control.value),
+            ),
+        ]
+        save = lambda e: state.save_opportunity(customer_id)  # noqa: E731
+    elif state.sheet == "move" and opportunity is not None:
+        body = [stage_buttons(state, opportunity)]
+        if state.draft_stage and next(
+            (s for s in state.stages() if s.code == state.draft_stage and s.kind == "lost"), None
+        ):
+            body.append(_text(state, "sheet-text", state.tr("opp.lost_reason"), autofocus=True))
+            save = lambda e: state.move_stage(opportunity.id, state.draft_stage)  # noqa: E731
+    buttons: list[ft.Control] = [
+        ft.TextButton(
+            key="sheet-cancel", content=ft.Text(state.tr("action.cancel")), on_click=lambda e: state.close_sheet()
+        )
+    ]
+    if save is not None:
+        buttons.insert(
+            0, ft.FilledButton(key="sheet-save", content=ft.Text(state.tr("action.save")), on_click=save, height=44)
+        )
+    if state.sheet_error:
+        body.append(ft.Text(state.sheet_error, color=ft.Colors.RED_700, key="sheet-error"))
+    return ft.Container(
+        ft.Column([*body, ft.Row(buttons, spacing=8)], spacing=8),
+        padding=12,
+        border_radius=12,
+        border=ft.Border.all(1, ft.Colors.BLUE_200),
+        key="sheet",
+    )
+
+
+def stage_buttons(state: AppState, opportunity: queries.OpportunityView) -> ft.Control:
+    """One tap moves to an open/won stage; 'lost' asks for the reason first."""
+    buttons: list[ft.Control] = []
+    for stage in state.stages():
+        if stage.code == opportunity.stage:
+            continue
+        buttons.append(
+            ft.OutlinedButton(
+                key=f"stage-{stage.code}",
+                content=ft.Text(_stage_name(state, stage.name_zh, stage.name_en)),
+                on_click=lambda e, code=stage.code: state.move_stage(opportunity.id, code),
+                height=44,
+            )
+        )
+    return ft.Column([muted(state.tr("opp.move_to")), ft.Row(buttons, wrap=True, spacing=6)], spacing=4)
+
+
+def quick_actions(state: AppState, customer_id: str, open_opps: list[queries.OpportunityView]) -> ft.Control:
+    def button(key: str, icon: str, label: str, on_click) -> ft.Control:
+        return ft.Button(key=key, icon=icon, content=ft.Text(label), on_click=on_click, height=44)
+
+    items = [
+        button("qa-visit", ft.Icons.STOREFRONT, state.tr("action.visit"), lambda e: state.log_visit(customer_id)),
+        button("qa-call", ft.Icons.PHONE_IN_TALK, state.tr("action.call"), lambda e: state.log_call(customer_id)),
+        button("qa-note", ft.Icons.EDIT_NOTE, state.tr("action.note"), lambda e: state.open_sheet("note")),
+        button("qa-task", ft.Icons.ADD_TASK, state.tr("action.task"), lambda e: state.open_sheet("task")),
+        button(
+            "qa-opportunity",
+            ft.Icons.ADD_CHART,
+            state.tr("action.opportunity"),
+            lambda e: state.open_sheet("opportunity"),
+        ),
+    ]
+    if len(open_opps) == 1:
+        items.append(
+            button("qa-move", ft.Icons.TRENDING_UP, state.tr("action.move"), lambda e: state.open_sheet("move"))
+        )
+    return ft.Row(items, wrap=True, spacing=6, run_spacing=6)
+
+
+# --- the card -------------------------------------------------------------------------------------
+
+
+@ft.component
+def CardScreen(state: AppState, customer_id: str) -> ft.Control:
+    card = state.card(customer_id)
+    if card is None:
+        return ft.Column([muted(state.tr("card.missing"))])
+    p = card.profile
+    value = card.value
+    open_opps = [o for o in card.opportunities if o.stage_kind == "open"]
+    tier = value.tier if value.tier in TIER_COLOURS else "regular"
+    head: list[ft.Control] = [
+        ft.Row(
+            [
+                ft.Text(p["name"], size=24, weight=ft.FontWeight.BOLD, key="card-name"),
+                pill(state.tr(f"card.tier.{tier}"), TIER_COLOURS[tier]),
+            ],
+            wrap=True,
+        ),
+        muted(
+            " · ".join(
+                x
+                for x in (
+                    state.tr("card.owner", name=p.get("owner_name") or "—"),
+                    state.tr("card.store", store=p.get("store_code") or "—"),
+                    " ".join(x for x in (p.get("city"), p.get("district")) if x),
+                )
+                if x
+            )
+        ),
+    ]
+    for phone in card.phones:
+        call = None
+        if not phone.masked and phone.number:
+            call = ft.TextButton(
+                key=f"call-{phone.id}",
+                icon=ft.Icons.CALL,
+                content=ft.Text(state.tr("card.call")),
+                on_click=lambda e, n=phone.number: state.call(n),
+            )
+        head.append(ft.Row([ft.Text(phone.number or "—", size=16, key=f"phone-{phone.id}"), *([call] if call else [])]))
+    if card.tags:
+        head.append(ft.Row([pill(tag["tag"]) for tag in card.tags], wrap=True, spacing=4))
+    head.append(
+        ft.Text(
+            state.tr(
+                "card.value",
+                total=money(value.amount_12m),
+                store=money(value.store_amount),
+                online=money(value.online_amount),
+            ),
+            size=13,
+        )
+    )
+    suggestions = state.cross_sell(customer_id)
+    if suggestions:
+        names = "、".join(s["name_zh"] if state.locale == "zh" else s["name_en"] for s in suggestions)
+        head.append(ft.Text(state.tr("card.cross_sell", items=names), color=ft.Colors.DEEP_PURPLE_700, size=13))
+    rows: list[ft.Control] = [
+        *head,
+        quick_actions(state, customer_id, open_opps),
+    ]
+    sheet = action_sheet(state, customer_id, open_opps[0] if len(open_opps) == 1 else None)
+    if sheet is not None:
+        rows.append(sheet)
+    if state.toast:
+        rows.append(ft.Text(state.toast, color=ft.Colors.GREEN_800, key="toast"))
+
+    rows.append(header(f"{state.tr('card.opportunities')} · {len(card.opportunities)}"))
+    if not card.opportunities:
+        rows.append(muted(state.tr("card.no_opportunities")))
+    for o in card.opportunities:
+        rows.append(
+            ft.ListTile(
+                key=f"opp-{o.id}",
+                title=ft.Text(o.title),
+                subtitle=ft.Text(
+                    f"{_stage_name(state, o.stage_name_zh, o.stage_name_en)} · ¥{money(o.amount)}"
+                    + (f" · {state.tr('card.pending')}" if o.pending else "")
+                ),
+                trailing=ft.Icon(ft.Icons.CHEVRON_RIGHT),
+                on_click=lambda e, oid=o.id: state.open_opportunity(oid),
+            )
+        )
+    rows.append(header(f"{state.tr('card.tasks')} · {len(card.tasks)}"))
+    if not card.tasks:
+        rows.append(muted(state.tr("card.no_tasks")))
+    for task in card.tasks:
+        rows.append(
+            ft.Row(
+                [
+                    ft.Text(f"{local_time(state, task.due_at)} {task.title}", expand=True, size=13),
+                    ft.TextButton(
+                        content=ft.Text(state.tr("today.complete")), on_click=lambda e, t=task: state.complete_task(t)
+                    ),
+                ]
+            )
+        )
+    rows.append(header(f"{state.tr('card.complaints')} · {len(card.complaints)}"))
+    if not card.complaints:
+        rows.append(muted(state.tr("card.no_complaints")))
+    for c in card.complaints:
+        rows.append(
+            ft.Row(
+                [
+                    pill(state.tr(f"complaint.{c.status}"), COMPLAINT_COLOURS.get(c.status, ft.Colors.GREY_700)),
+                    ft.Text(f"{c.category} · {local_time(state, c.opened_at)}", size=13, expand=True),
+                ]
+            )
+        )
+    rows.append(header(f"{state.tr('card.purchases')} · {value.order_count}"))
+    if not card.orders:
+        rows.append(muted(state.tr("card.no_purchases")))
+    for order in card.orders:
+        lines = "、".join(f"{line.product_name}×{line.quantity}" for line in order.lines)
+        rows.append(
+            ft.Column(
+                [
+                    ft.Row(
+                        [
+                            pill(state.tr(f"channel.{order.channel}")),
+                            ft.Text(local_time(state, order.ordered_at, "%Y-%m-%d"), size=13),
+                            ft.Text(f"¥{money(order.amount)}", weight=ft.FontWeight.W_600, size=13),
+                        ],
+                        spacing=8,
+                    ),
+                    ft.Text(lines, size=13, color=ft.Colors.GREY_800),
+                ],
+                spacing=2,
+            )
+        )
+    rows.append(header(f"{state.tr('card.interactions')} · {len(card.interactions)}"))
+    if not card.interactions:
+        rows.append(muted(state.tr("card.no_interactions")))
+    for i in card.interactions:
+        who = i.user_name or (state.tr(f"channel.{i.channel}") if i.channel else "")
+        detail = i.body or (f"{(i.duration_seconds or 0) // 60} min" if i.duration_seconds else "")
+        rows.append(
+            ft.Row(
+                [
+                    pill(state.tr(f"kind.{i.kind}")),
+                    ft.Text(
+                        " · ".join(x for x in (local_time(state, i.occurred_at), who, detail) if x)
+                        + (f" · {state.tr('card.pending')}" if i.pending else ""),
+                        size=13,
+                        expand=True,
+                    ),
+                ]
+            )
+        )
+    return ft.Column(rows, spacing=6, scroll=ft.ScrollMode.AUTO, expand=True, key="card")
+
+
+# --- the opportunity ------------------------------------------------------------------------------
+
+
+@ft.component
+def OpportunityScreen(state: AppState, opportunity_id: str) -> ft.Control:
+    detail = state.opportunity(opportunity_id)
+    if detail is None:
+        return ft.Column([muted(state.tr("opp.missing"))])
+    o = detail.opportunity
+    rows: list[ft.Control] = [
+        ft.Text(o.title, size=22, weight=ft.FontWeight.BOLD, key="opp-title"),
+        ft.TextButton(
+            content=ft.Text(detail.customer_name or "—"), on_click=lambda e: state.open_customer(detail.customer_id)
+        ),
+        ft.Row(
+            [
+                pill(_stage_name(state, o.stage_name_zh, o.stage_name_en), ft.Colors.BLUE_700),
+                ft.Text(state.tr("opp.amount", amount=money(o.amount))),
+            ],
+            wrap=True,
+        ),
+    ]
+    if o.stage_kind == "open":
+        rows.append(muted(state.tr("opp.in_stage", days=int(detail.days_in_stage))))
+    else:
+        rows.append(muted(state.tr("opp.closed") + (f" · {o.lost_reason}" if o.lost_reason else "")))
+    rows.append(muted(state.tr("opp.expected_close", date=o.expected_close_date or "—")))
+    rows.append(muted(state.tr("opp.contract_end", date=o.contract_end_date or "—")))
+    # the stage path: every stage in order, the current one marked
+    path: list[ft.Control] = []
+    for stage in state.stages():
+        current = stage.code == o.stage
+        path.append(
+            ft.Container(
+                ft.Text(
+                    _stage_name(state, stage.name_zh, stage.name_en),
+                    size=12,
+                    color=ft.Colors.WHITE if current else ft.Colors.BLUE_GREY_700,
+                ),
+                padding=ft.Padding.symmetric(horizontal=8, vertical=4),
+                border_radius=10,
+                bgcolor=ft.Colors.BLUE_700 if current else ft.Colors.with_opacity(0.08, ft.Colors.BLUE_GREY_700),
+            )
+        )
+    rows.append(ft.Row(path, wrap=True, spacing=4))
+    if o.stage_kind == "open":
+        rows.append(stage_buttons(state, o))
+        if state.sheet == "move" and state.draft_stage:
+            rows.append(
+                _text(state, "sheet-text", state.tr("opp.lost_reason"), autofocus=True),
+            )
+            rows.append(
+                ft.Row(
+                    [
+                        ft.FilledButton(
+                            key="sheet-save",
+                            content=ft.Text(state.tr("action.save")),
+                            on_click=lambda e: state.move_stage(o.id, state.draft_stage),
+                        ),
+                        ft.TextButton(
+                            content=ft.Text(state.tr("action.cancel")), on_click=lambda e: state.close_sheet()
+                        ),
+                    ]
+                )
+            )
+        if state.sheet_error:
+            rows.append(ft.Text(state.sheet_error, color=ft.Colors.RED_700, key="sheet-error"))
+    if state.toast:
+        rows.append(ft.Text(state.toast, color=ft.Colors.GREEN_800, key="toast"))
+    rows.append(header(state.tr("opp.history")))
+    for step in detail.history:
+        rows.append(
+            ft.Text(
+                f"{_stage_name(state, step.name_zh, step.name_en)} · {local_time(state, step.entered_at, '%Y-%m-%d')}"
+                f" · {state.tr('opp.days', days=round(step.days, 1))}",
+                size=13,
+            )
+        )
+    return ft.Column(rows, spacing=6, scroll=ft.ScrollMode.AUTO, expand=True, key="opportunity")

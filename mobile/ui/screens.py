@@ -1,0 +1,344 @@
+"""Login, Today, Customers, Messages and Sync: each a component of the observable state."""
+
+from __future__ import annotations
+
+import flet as ft
+
+from mobile import queries
+from mobile.i18n import CATALOGUES
+from mobile.state import FILTERS, AppState, money
+from mobile.ui.common import ago, header, local_time, muted, pill, sync_badge, sync_label
+
+BIG = 48  # minimum height of a tap target (one-handed use)
+
+
+# --- login --------------------------------------------------------------------------------------
+
+
+@ft.component
+def LoginScreen(state: AppState) -> ft.Control:
+    def set_field(name: str):
+        return lambda e: setattr(state, name, e.control.value)
+
+    async def submit(e=None):
+        await state.login()
+
+    return ft.Container(
+        ft.Column(
+            [
+                ft.Icon(ft.Icons.STOREFRONT, size=56, color=ft.Colors.BLUE_700),
+                ft.Text(state.tr("app.title"), size=28, weight=ft.FontWeight.BOLD),
+                muted(state.tr("login.subtitle")),
+                ft.TextField(
+                    key="login-username",
+                    label=state.tr("login.username"),
+                    value=state.username,
+                    on_change=set_field("username"),
+                    autofocus=True,
+                ),
+                ft.TextField(
+                    key="login-password",
+                    label=state.tr("login.password"),
+                    value=state.password,
+                    password=True,
+                    can_reveal_password=True,
+                    on_change=set_field("password"),
+                    on_submit=submit,
+                ),
+                ft.TextField(
+                    key="login-server",
+                    label=state.tr("login.server"),
+                    value=state.server_url,
+                    on_change=set_field("server_url"),
+                    keyboard_type=ft.KeyboardType.URL,
+                ),
+                *(
+                    [ft.Text(state.login_error, color=ft.Colors.RED_700, key="login-error")]
+                    if state.login_error
+                    else []
+                ),
+                ft.FilledButton(
+                    key="login-submit",
+                    content=ft.Text(state.tr("login.syncing") if state.busy else state.tr("login.submit")),
+                    on_click=submit,
+                    disabled=state.busy,
+                    height=BIG,
+                    width=320,
+                ),
+                ft.Row(
+                    [
+                        ft.TextButton(content=ft.Text("中文"), on_click=lambda e: state.set_locale("zh")),
+                        ft.TextButton(content=ft.Text("English"), on_click=lambda e: state.set_locale("en")),
+                    ],
+                    alignment=ft.MainAxisAlignment.CENTER,
+                ),
+            ],
+            horizontal_alignment=ft.CrossAxisAlignment.CENTER,
+            spacing=14,
+            width=360,
+        ),
+        alignment=ft.Alignment.CENTER,
+        padding=24,
+        expand=True,
+    )
+
+
+# --- today ----------------------------------------------------------------------------------------
+
+
+def task_tile(state: AppState, task: queries.TaskView) -> ft.Control:
+    due = (
+        state.tr("today.overdue")
+        if task.overdue
+        else state.tr("today.due", time=local_time(state, task.due_at, "%H:%M"))
+    )
+    subtitle = " · ".join(x for x in (task.customer_name, due) if x)
+    actions: list[ft.Control] = [
+        ft.FilledButton(
+            key=f"complete-{task.id}",
+            content=ft.Text(state.tr("today.complete")),
+            on_click=lambda e: state.complete_task(task),
+            height=40,
+        ),
+        ft.OutlinedButton(
+            key=f"snooze-{task.id}",
+            content=ft.Text(state.tr("today.snooze")),
+            on_click=lambda e: state.snooze_task(task, "1h"),
+            height=40,
+            tooltip=state.tr("today.snooze_1h"),
+        ),
+    ]
+    if task.customer_id:
+        actions.append(
+            ft.TextButton(
+                key=f"customer-{task.id}",
+                content=ft.Text(state.tr("today.open_customer")),
+                on_click=lambda e: state.open_customer(task.customer_id),
+                height=40,
+            )
+        )
+    return ft.Container(
+        ft.Column(
+            [
+                ft.Row(
+                    [
+                        ft.Text(task.title, size=15, weight=ft.FontWeight.W_600, expand=True),
+                        *([pill(state.tr("card.pending"), ft.Colors.ORANGE_800)] if task.pending else []),
+                    ]
+                ),
+                ft.Text(subtitle, size=13, color=ft.Colors.RED_700 if task.overdue else ft.Colors.GREY_700),
+                ft.Row(actions, spacing=8, wrap=True),
+            ],
+            spacing=4,
+        ),
+        padding=12,
+        border_radius=12,
+        bgcolor=ft.Colors.with_opacity(0.04, ft.Colors.BLUE_GREY_900),
+        key=f"task-{task.id}",
+    )
+
+
+@ft.component
+def TodayScreen(state: AppState) -> ft.Control:
+    groups = state.today()
+    rows: list[ft.Control] = [header(state.tr("today.title"))]
+    if not groups:
+        rows.append(muted(state.tr("today.empty")))
+    for kind, tasks in groups:
+        rows.append(
+            header(f"{state.tr('group.' + kind) if 'group.' + kind in CATALOGUES['zh'] else kind} · {len(tasks)}")
+        )
+        rows.extend(task_tile(state, task) for task in tasks)
+    return ft.Column(rows, spacing=8, scroll=ft.ScrollMode.AUTO, expand=True)
+
+
+# --- customers ------------------------------------------------------------------------------------
+
+FILTER_KEYS = {
+    "mine": "filter.mine",
+    "high_value": "filter.high_value",
+    "open_opportunity": "filter.open_opportunity",
+    "not_contacted": "filter.not_contacted",
+}
+
+
+@ft.component
+def CustomersScreen(state: AppState) -> ft.Control:
+    hits = state.hits()
+    chips = [
+        ft.Chip(
+            key=f"filter-{name}",
+            label=ft.Text(state.tr(FILTER_KEYS[name])),
+            selected=name in state.filters,
+            on_select=lambda e, name=name: state.toggle_filter(name),
+        )
+        for name in FILTERS
+    ]
+    rows: list[ft.Control] = [
+        ft.TextField(
+            key="customer-search",
+            label=state.tr("customers.search"),
+            prefix_icon=ft.Icons.SEARCH,
+            value=state.query,
+            on_change=lambda e: state.search(e.control.value),
+            autofocus=False,
+        ),
+        ft.Row(chips, wrap=True, spacing=6),
+        muted(state.tr("customers.count", count=len(hits)) if hits else state.tr("customers.none")),
+    ]
+    for hit in hits:
+        rows.append(
+            ft.ListTile(
+                key=f"hit-{hit.id}",
+                title=ft.Text(hit.name, weight=ft.FontWeight.W_600),
+                subtitle=ft.Text(" · ".join(x for x in (hit.phone, " ".join(hit.tags[:3])) if x)),
+                leading=ft.CircleAvatar(content=ft.Text(hit.name[:1])),
+                on_click=lambda e, cid=hit.id: state.open_customer(cid),
+                min_height=BIG,
+            )
+        )
+    return ft.Column(rows, spacing=6, scroll=ft.ScrollMode.AUTO, expand=True)
+
+
+# --- messages -------------------------------------------------------------------------------------
+
+
+def message_text(state: AppState, m: queries.MessageView) -> str:
+    v = m.values
+    customer = m.customer_name or state.tr("common.unknown")
+    if m.kind == "new_task":
+        return state.tr("msg.new_task", title=v["title"])
+    if m.kind == "reminder":
+        return state.tr("msg.reminder", title=v["title"])
+    if m.kind == "interaction":
+        return state.tr("msg.interaction", customer=customer, kind=state.tr(f"kind.{v['kind']}"))
+    if m.kind == "complaint":
+        return state.tr("msg.complaint", customer=customer, category=v["category"])
+    if m.kind == "order":
+        channel = state.tr(f"channel.{v['channel']}") if v.get("channel") else ""
+        return state.tr("msg.order", customer=customer, amount=money(v["amount"]), channel=channel)
+    return state.tr("msg.opportunity", customer=customer, title=v.get("title", ""))
+
+
+def conflict_text(state: AppState, c) -> str:
+    if c.kind == "lost_field":
+        who = c.kept_by_name or state.tr("conflict.someone")
+        return state.tr("conflict.field", field=c.field, mine=c.my_value or "", who=who, theirs=c.kept_value or "")
+    return state.tr("conflict.rejected", name=c.mutation or "", reason=c.reason or "")
+
+
+@ft.component
+def MessagesScreen(state: AppState) -> ft.Control:
+    items = state.messages()
+    conflicts = [c for c in state.conflicts() if not c.seen]
+    rows: list[ft.Control] = [
+        header(
+            state.tr("messages.title"),
+            ft.TextButton(
+                key="messages-read",
+                content=ft.Text(state.tr("messages.read_all")),
+                on_click=lambda e: state.mark_messages_read(),
+            ),
+        )
+    ]
+    for c in conflicts:
+        rows.append(
+            ft.ListTile(
+                leading=ft.Icon(ft.Icons.WARNING_AMBER, color=ft.Colors.ORANGE_800),
+                title=ft.Text(state.tr("msg.conflict", text=conflict_text(state, c))),
+                subtitle=ft.Text(local_time(state, c.at)),
+                on_click=(lambda e, cid=c.customer_id: state.open_customer(cid)) if c.customer_id else None,
+            )
+        )
+    if not items and not conflicts:
+        rows.append(muted(state.tr("messages.empty")))
+    icons = {
+        "new_task": ft.Icons.ASSIGNMENT,
+        "reminder": ft.Icons.ALARM,
+        "interaction": ft.Icons.TOUCH_APP,
+        "complaint": ft.Icons.REPORT_PROBLEM,
+        "order": ft.Icons.SHOPPING_BAG,
+        "opportunity": ft.Icons.TRENDING_UP,
+    }
+    for m in items:
+
+        def opener(e, m=m):
+            if m.opportunity_id and m.kind == "opportunity":
+                state.open_opportunity(m.opportunity_id)
+            elif m.customer_id:
+                state.open_customer(m.customer_id)
+
+        rows.append(
+            ft.ListTile(
+                key=f"msg-{m.key}",
+                leading=ft.Icon(
+                    icons.get(m.kind, ft.Icons.NOTIFICATIONS), color=ft.Colors.BLUE_700 if m.unread else None
+                ),
+                title=ft.Text(message_text(state, m), weight=ft.FontWeight.BOLD if m.unread else None),
+                subtitle=ft.Text(ago(state, m.at)),
+                on_click=opener,
+            )
+        )
+    return ft.Column(rows, spacing=2, scroll=ft.ScrollMode.AUTO, expand=True)
+
+
+# --- sync -----------------------------------------------------------------------------------------
+
+
+@ft.component
+def SyncScreen(state: AppState) -> ft.Control:
+    user = state.user
+    rows: list[ft.Control] = [
+        header(state.tr("sync.title")),
+        ft.Row([sync_badge(state)]),
+        ft.Text(
+            state.tr("sync.last", time=local_time(state, state.last_synced_at, "%Y-%m-%d %H:%M"))
+            if state.last_synced_at
+            else state.tr("sync.never"),
+            key="sync-last",
+        ),
+    ]
+    if state.sync_error and state.sync_state in ("offline", "error"):
+        rows.append(ft.Text(state.tr("sync.error_detail", message=state.sync_error), color=ft.Colors.RED_700, size=12))
+    rows.append(
+        ft.FilledButton(
+            key="sync-now", content=ft.Text(state.tr("sync.now")), on_click=lambda e: state.sync_now(), height=BIG
+        )
+    )
+    rows.append(header(f"{state.tr('sync.queue')} · {len(state.outbox())}"))
+    outbox = state.outbox()
+    if not outbox:
+        rows.append(muted(state.tr("sync.queue_empty")))
+    for entry in outbox[:50]:
+        rows.append(ft.Text(f"#{entry.id} {entry.name} · {local_time(state, entry.created_at)}", size=13))
+    conflicts = state.conflicts()
+    rows.append(header(f"{state.tr('sync.conflicts')} · {len(conflicts)}"))
+    if not conflicts:
+        rows.append(muted(state.tr("sync.conflicts_empty")))
+    for c in conflicts[:50]:
+        rows.append(ft.Text(f"{local_time(state, c.at)} · {conflict_text(state, c)}", size=13))
+    if user is not None:
+        rows += [
+            header(state.tr("sync.language")),
+            ft.Row(
+                [
+                    ft.Chip(
+                        label=ft.Text("中文"), selected=state.locale == "zh", on_select=lambda e: state.set_locale("zh")
+                    ),
+                    ft.Chip(
+                        label=ft.Text("English"),
+                        selected=state.locale == "en",
+                        on_select=lambda e: state.set_locale("en"),
+                    ),
+                ]
+            ),
+            muted(state.tr("sync.user", name=user.display_name, role=state.tr(f"role.{user.role.value}"))),
+            muted(state.tr("sync.server", url=state.server_url)),
+            ft.OutlinedButton(
+                key="logout", content=ft.Text(state.tr("sync.logout")), on_click=lambda e: state.logout()
+            ),
+        ]
+    return ft.Column(rows, spacing=8, scroll=ft.ScrollMode.AUTO, expand=True)
+
+
+__all__ = ["CustomersScreen", "LoginScreen", "MessagesScreen", "SyncScreen", "TodayScreen", "sync_label"]

@@ -1,0 +1,121 @@
+"""The app's frame: login or the signed-in shell (title, sync badge, navigation), and the routes.
+
+Phone width: a bottom navigation bar; wide screens (≥ 840 px, the managers' desk): a navigation
+rail on the left, with room beside it for the managers' views that a later issue adds.
+"""
+
+from __future__ import annotations
+
+import flet as ft
+
+from mobile.state import AppState
+from mobile.ui.card import CardScreen, OpportunityScreen
+from mobile.ui.common import sync_badge
+from mobile.ui.screens import CustomersScreen, LoginScreen, MessagesScreen, SyncScreen, TodayScreen
+
+TABS = (
+    ("/", "nav.today", ft.Icons.TODAY_OUTLINED, ft.Icons.TODAY),
+    ("/customers", "nav.customers", ft.Icons.PEOPLE_OUTLINE, ft.Icons.PEOPLE),
+    ("/messages", "nav.messages", ft.Icons.NOTIFICATIONS_OUTLINED, ft.Icons.NOTIFICATIONS),
+    ("/sync", "nav.sync", ft.Icons.CLOUD_OUTLINED, ft.Icons.CLOUD),
+)
+
+
+def tab_index(route: str) -> int:
+    if route.startswith("/customers") or route.startswith("/opportunities"):
+        return 1
+    if route.startswith("/messages"):
+        return 2
+    if route.startswith("/sync"):
+        return 3
+    return 0
+
+
+def _icon(state: AppState, index: int, icon: str) -> ft.Control:
+    unread = state.unread() if index == 2 else 0
+    return ft.Icon(icon, badge=ft.Badge(label=str(unread)) if unread else None)
+
+
+@ft.component
+def Shell(state: AppState, body: ft.Control) -> ft.Control:
+    index = tab_index(state.route)
+
+    def choose(e: ft.Event) -> None:
+        state.go(TABS[int(e.control.selected_index)][0])
+
+    top = ft.Container(
+        ft.Row(
+            [
+                *(
+                    [
+                        ft.IconButton(
+                            ft.Icons.ARROW_BACK,
+                            tooltip=state.tr("common.back"),
+                            on_click=lambda e: state.go("/customers"),
+                        )
+                    ]
+                    if state.route.count("/") > 1
+                    else []
+                ),
+                ft.Text(state.tr(TABS[index][1]), size=20, weight=ft.FontWeight.BOLD, expand=True),
+                sync_badge(state),
+            ]
+        ),
+        padding=ft.Padding.only(left=12, right=12, top=8, bottom=4),
+    )
+    content = ft.Container(body, padding=ft.Padding.symmetric(horizontal=12), expand=True)
+    if state.wide:
+        rail = ft.NavigationRail(
+            key="nav",
+            selected_index=index,
+            label_type=ft.NavigationRailLabelType.ALL,
+            destinations=[
+                ft.NavigationRailDestination(icon=_icon(state, i, icon), selected_icon=selected, label=state.tr(label))
+                for i, (_, label, icon, selected) in enumerate(TABS)
+            ],
+            on_change=choose,
+        )
+        return ft.Row(
+            [rail, ft.VerticalDivider(width=1), ft.Column([top, content], expand=True, spacing=0)],
+            expand=True,
+            spacing=0,
+        )
+    bar = ft.NavigationBar(
+        key="nav",
+        selected_index=index,
+        destinations=[
+            ft.NavigationBarDestination(icon=_icon(state, i, icon), selected_icon=selected, label=state.tr(label))
+            for i, (_, label, icon, selected) in enumerate(TABS)
+        ],
+        on_change=choose,
+    )
+    return ft.Column([top, content, bar], expand=True, spacing=0)
+
+
+@ft.component
+def CardRoute(state: AppState) -> ft.Control:
+    return Shell(state, CardScreen(state, ft.use_route_params()["id"]))
+
+
+@ft.component
+def OpportunityRoute(state: AppState) -> ft.Control:
+    return Shell(state, OpportunityScreen(state, ft.use_route_params()["id"]))
+
+
+@ft.component
+def App(state: AppState) -> ft.Control:
+    if state.phase == "starting":
+        return ft.Container(ft.ProgressRing(), alignment=ft.Alignment.CENTER, expand=True)
+    if state.phase == "login":
+        return LoginScreen(state)
+    return ft.Router(
+        [
+            ft.Route(index=True, component=lambda: Shell(state, TodayScreen(state))),
+            ft.Route(path="customers", component=lambda: Shell(state, CustomersScreen(state))),
+            ft.Route(path="customers/:id", component=lambda: CardRoute(state)),
+            ft.Route(path="opportunities/:id", component=lambda: OpportunityRoute(state)),
+            ft.Route(path="messages", component=lambda: Shell(state, MessagesScreen(state))),
+            ft.Route(path="sync", component=lambda: Shell(state, SyncScreen(state))),
+        ],
+        not_found=lambda: Shell(state, TodayScreen(state)),
+    )
