@@ -87,9 +87,8 @@ async def _serve(settings: Settings, *, host: str, port: int, scheduler: bool, b
     from server.scheduler import run_as_leader
 
     # Open event streams (sync pokes) must not hold a stop up: they are cut after 3 s.
-    config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_level="info", lifespan="on", timeout_graceful_shutdown=3
-    )
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", lifespan="on", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     stop = asyncio.Event()
     tasks = []
@@ -103,6 +102,11 @@ async def _serve(settings: Settings, *, host: str, port: int, scheduler: bool, b
             await asyncio.sleep(0.05)
         if banner:
             _print_banner(settings, host, port, web)
+        # On SIGTERM uvicorn waits for open requests before the lifespan shutdown runs: end the
+        # long-lived event streams at once, so stopping is quick and clean.
+        while not server.should_exit:
+            await asyncio.sleep(0.1)
+        app.state.pokes.end_streams()
 
     tasks.append(asyncio.create_task(announce()))
     try:

@@ -30,3 +30,14 @@ def mask(number: str | None) -> str | None:
     if len(digits) <= 6:
         return "*" * len(digits)
     return f"{digits[:3]}{'*' * (len(digits) - 7)}{digits[-4:]}"
+
+
+def display(number: str | None) -> str | None:
+    """How a rep reads a number: '+8613812345678' → '138 1234 5678', a masked '138****5678' →
+    '138 **** 5678'; other numbers as stored."""
+    if not number:
+        return number
+    digits = number[3:] if number.startswith("+86") else number
+    if len(digits) == 11 and digits[0] == "1":
+        return f"{digits[:3]} {digits[3:7]} {digits[7:]}"
+    return number

@@ -7,6 +7,7 @@ import flet as ft
 from mobile import queries
 from mobile.state import DUE_CHOICES, AppState, money
 from mobile.ui.common import header, local_time, muted, pill
+from shared.phones import display as display_phone
 
 TIER_COLOURS = {"high": ft.Colors.DEEP_ORANGE_700, "regular": ft.Colors.BLUE_700, "new": ft.Colors.GREEN_700}
 COMPLAINT_COLOURS = {
@@ -181,7 +182,14 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
                 content=ft.Text(state.tr("card.call")),
                 on_click=lambda e, n=phone.number: state.call(n),
             )
-        head.append(ft.Row([ft.Text(phone.number or "—", size=16, key=f"phone-{phone.id}"), *([call] if call else [])]))
+        head.append(
+            ft.Row(
+                [
+                    ft.Text(display_phone(phone.number) or "—", size=16, key=f"phone-{phone.id}"),
+                    *([call] if call else []),
+                ]
+            )
+        )
     if card.tags:
         head.append(ft.Row([pill(tag["tag"]) for tag in card.tags], wrap=True, spacing=4))
     head.append(
@@ -229,12 +237,26 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
     if not card.tasks:
         rows.append(muted(state.tr("card.no_tasks")))
     for task in card.tasks:
+        due = state.tr("today.overdue") if task.overdue else local_time(state, task.due_at)
         rows.append(
             ft.Row(
                 [
-                    ft.Text(f"{local_time(state, task.due_at)} {task.title}", expand=True, size=13),
+                    ft.Column(
+                        [
+                            ft.Text(task.title, size=14),
+                            ft.Text(
+                                due + (f" · {state.tr('card.pending')}" if task.pending else ""),
+                                size=12,
+                                color=ft.Colors.RED_700 if task.overdue else ft.Colors.GREY_700,
+                            ),
+                        ],
+                        spacing=0,
+                        expand=True,
+                    ),
                     ft.TextButton(
-                        content=ft.Text(state.tr("today.complete")), on_click=lambda e, t=task: state.complete_task(t)
+                        key=f"complete-{task.id}",
+                        content=ft.Text(state.tr("today.complete")),
+                        on_click=lambda e, t=task: state.complete_task(t),
                     ),
                 ]
             )

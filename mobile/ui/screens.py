@@ -8,6 +8,7 @@ from mobile import queries
 from mobile.i18n import CATALOGUES
 from mobile.state import FILTERS, AppState, money
 from mobile.ui.common import ago, header, local_time, muted, pill, sync_badge, sync_label
+from shared.phones import display as display_phone
 
 BIG = 48  # minimum height of a tap target (one-handed use)
 
@@ -191,7 +192,7 @@ def CustomersScreen(state: AppState) -> ft.Control:
             ft.ListTile(
                 key=f"hit-{hit.id}",
                 title=ft.Text(hit.name, weight=ft.FontWeight.W_600),
-                subtitle=ft.Text(" · ".join(x for x in (hit.phone, " ".join(hit.tags[:3])) if x)),
+                subtitle=ft.Text(" · ".join(x for x in (display_phone(hit.phone), " ".join(hit.tags[:3])) if x)),
                 leading=ft.CircleAvatar(content=ft.Text(hit.name[:1])),
                 on_click=lambda e, cid=hit.id: state.open_customer(cid),
                 min_height=BIG,

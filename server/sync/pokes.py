@@ -40,10 +40,15 @@ class PokeHub:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="sync-pokes")
 
-    async def stop(self) -> None:
+    def end_streams(self) -> None:
+        """The server is stopping: end every open stream now, so a graceful shutdown does not wait
+        for (and finally cancel) the long-lived ones; the apps reconnect to another worker."""
         for listener in list(self._listeners):
             with contextlib.suppress(asyncio.QueueFull):
                 listener.queue.put_nowait(None)  # ends the stream
+
+    async def stop(self) -> None:
+        self.end_streams()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
