@@ -104,7 +104,7 @@ async def _serve(settings: Settings, *, host: str, port: int, scheduler: bool, b
             _print_banner(settings, host, port, web)
         # On SIGTERM uvicorn waits for open requests before the lifespan shutdown runs: end the
         # long-lived event streams at once, so stopping is quick and clean.
-        while not server.should_exit:
+        while not server.should_exit:  # noqa: ASYNC110 (uvicorn sets a plain flag, no event to wait on)
             await asyncio.sleep(0.1)
         app.state.pokes.end_streams()
 
@@ -150,6 +150,11 @@ async def _run(settings: Settings, host: str, port: int) -> int:
         print("empty database: loading the demo chain ...", flush=True)
         await seed.seed_demo(progress=sys.stdout.isatty())
     client = _start_web_client(settings, host, api_port=port)
+
+    def stop_now(signum, frame):  # uvicorn re-raises SIGTERM after its shutdown: end here, cleanly
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop_now)
     try:
         await _serve(settings, host=host, port=port, scheduler=True, banner=True, web=client is not None)
     finally:
@@ -164,10 +169,18 @@ def _start_web_client(settings: Settings, host: str, *, api_port: int) -> subpro
     env.setdefault("FLOORWALKER_SERVER_URL", f"http://{host}:{api_port}")
     command = [sys.executable, "-m", "server.cli", "app", "--web", "--host", host, "--port", str(settings.web_port)]
     try:
-        return subprocess.Popen(command, env=env, start_new_session=True)
+        return subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_die_with_parent)
     except OSError as exc:
         print(f"web client did not start: {exc}", file=sys.stderr)
         return None
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when `run` dies, however it dies (Linux; elsewhere a no-op)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -50,8 +50,9 @@ def _env(database_url: str) -> dict:
 
 
 def test_run_on_an_empty_database_serves_the_demo(fresh_database_url):
-    port = _free_port()
-    env = _env(fresh_database_url)
+    port, web_port = _free_port(), _free_port()
+    env = {**_env(fresh_database_url), "FLOORWALKER_WEB_PORT": str(web_port)}
+    env["FLOORWALKER_APP_DATA"] = str(TMP / f"run-app-{web_port}")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "run", "--port", str(port)],
         env=env,
@@ -82,6 +83,20 @@ def test_run_on_an_empty_database_serves_the_demo(fresh_database_url):
         page = httpx.get(f"{base}/api/customers", headers=headers).json()
         assert len(page["items"]) == 50 and page["next_cursor"]
         assert len({c["store_id"] for c in page["items"]}) == 1
+        # the web client (the phone app in a browser) is served too, offline-capable (no CDN)
+        assert f"web client http://127.0.0.1:{web_port}" in text, text
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                index = httpx.get(f"http://127.0.0.1:{web_port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the web client did not answer"
+                time.sleep(0.3)
+        assert index.status_code == 200 and "<html" in index.text.lower()
+        assert "gstatic.com" not in index.text and "googleapis" not in index.text
+        font = httpx.get(f"http://127.0.0.1:{web_port}/fonts/NotoSansSC-Floorwalker.otf", timeout=5)
+        assert font.status_code == 200 and len(font.content) > 1_000_000
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -91,6 +106,15 @@ def test_run_on_an_empty_database_serves_the_demo(fresh_database_url):
             proc.wait()
         proc.stdout.close()
     assert proc.returncode is not None
+    # stopping `run` stops the web client it started
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{web_port}/", timeout=1)
+        except httpx.TransportError:
+            break
+        assert time.monotonic() < deadline, "the web client outlived `run`"
+        time.sleep(0.3)
 
     # Second start on the same database: no second seed, and seed refuses a full database.
     refused = _cli("seed", "--demo", env=env, timeout=120)
@@ -107,8 +131,8 @@ def test_migrate_is_idempotent_and_bad_flags_are_named(fresh_database_url):
     assert bad.returncode == 2 and "--customers" in bad.stderr
     unsafe = _cli("migrate", env={**env, "FLOORWALKER_MODE": "production"}, timeout=60)
     assert unsafe.returncode == 2 and "FLOORWALKER_SECRET_KEY" in unsafe.stderr
-    app = _cli("app", "--web", env=env, timeout=60)
-    assert app.returncode == 2 and "not part of this build" in app.stderr
+    app = _cli("app", "--web", "--port", "0x", env=env, timeout=60)
+    assert app.returncode == 2 and "--port" in app.stderr
 
 
 def _wait_for_text(path, text, seconds):
