@@ -4,7 +4,6 @@ CanvasKit engine and the Chinese font come from this machine, never from a CDN).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from pathlib import Path
@@ -70,6 +69,5 @@ def run(*, web: bool = False, host: str = "127.0.0.1", port: int = 8550) -> None
         ft.run(main, assets_dir=str(ASSETS))
 
 
-if __name__ == "__main__":  # `flet run mobile/main.py` and `flet build` start here
-    asyncio.run(asyncio.sleep(0))
-    ft.run(main, assets_dir=str(ASSETS))
+if __name__ == "__main__":  # `python -m mobile.main`: the desktop window
+    run()

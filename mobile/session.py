@@ -25,6 +25,7 @@ LOGIN_PATH = "/api/auth/login"
 REFRESH_PATH = "/api/auth/refresh"
 LOGOUT_PATH = "/api/auth/logout"
 PREFERENCES_KEY = "floorwalker.session"
+LAST_LOGIN_KEY = "floorwalker.last_login"  # server and username, kept after signing out
 
 
 class Credentials(msgspec.Struct):
@@ -41,20 +42,29 @@ class LoginError(Exception):
         self.offline = offline
 
 
+class LastLogin(msgspec.Struct):
+    server_url: str
+    username: str
+
+
 class CredentialStore(Protocol):
     async def load(self) -> Credentials | None: ...
     async def save(self, credentials: Credentials | None) -> None: ...
+    async def last_login(self) -> LastLogin | None: ...
 
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.Decoder(Credentials)
 
 
-def _read(text: str | None) -> Credentials | None:
+_decode_last = msgspec.json.Decoder(LastLogin)
+
+
+def _read(text: str | None, decoder: msgspec.json.Decoder = _decode) -> Any:
     if not text:
         return None
     try:
-        return _decode.decode(text)
+        return decoder.decode(text)
     except msgspec.DecodeError:
         return None  # an older or damaged record: sign in again
 
@@ -71,16 +81,31 @@ class FileCredentials:
         except FileNotFoundError:
             return None
 
+    @property
+    def _last_path(self) -> Path:
+        return self.path.with_name(self.path.stem + ".last.json")
+
     async def save(self, credentials: Credentials | None) -> None:
         if credentials is None:
             self.path.unlink(missing_ok=True)
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        self._write(self.path, _encode(credentials))
+        self._write(self._last_path, _encode(LastLogin(credentials.server_url, credentials.user.username)))
+
+    async def last_login(self) -> LastLogin | None:
+        try:
+            return _read(self._last_path.read_text(encoding="utf-8"), _decode_last)
+        except FileNotFoundError:
+            return None
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(_encode(credentials))
-        tmp.replace(self.path)
+            f.write(data)
+        tmp.replace(path)
 
 
 class PreferencesCredentials:
@@ -99,6 +124,12 @@ class PreferencesCredentials:
             await self.preferences.remove(PREFERENCES_KEY)
         else:
             await self.preferences.set(PREFERENCES_KEY, _encode(credentials).decode())
+            last = LastLogin(credentials.server_url, credentials.user.username)
+            await self.preferences.set(LAST_LOGIN_KEY, _encode(last).decode())
+
+    async def last_login(self) -> LastLogin | None:
+        value = await self.preferences.get(LAST_LOGIN_KEY)
+        return _read(value if isinstance(value, str) else None, _decode_last)
 
 
 def _message(response: httpx.Response) -> str:

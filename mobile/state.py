@@ -214,6 +214,9 @@ class AppState:
         """Open the remembered session (works offline) or show the login screen."""
         credentials = await self._store.load()
         if credentials is None:
+            last = await self._store.last_login()
+            if last is not None:  # remembered: only the password to type
+                self.server_url, self.username = last.server_url, last.username
             self.phase = "login"
             return
         self.server_url = credentials.server_url
@@ -400,6 +403,22 @@ class AppState:
 
     def outbox(self) -> list[OutboxEntry]:
         return self._cached("outbox", lambda: self.replica.pending())
+
+    def subject_of(self, entry: OutboxEntry) -> str | None:
+        """Whom a queued edit is about: the customer's name, else the task's or deal's title."""
+        args = entry.args
+        db = self.replica.db
+        if args.get("customer_id"):
+            row = fetch_one(db, "SELECT name FROM customers WHERE id = ?", (str(args["customer_id"]),))
+            if row:
+                return row["name"]
+        table = {"task": "tasks", "opportunity": "opportunities"}.get(entry.name.split(".")[0])
+        ident = args.get("task_id") or args.get("opportunity_id") or args.get("id")
+        if table and ident:
+            row = fetch_one(db, f"SELECT title FROM {table} WHERE id = ?", (str(ident),))
+            if row:
+                return row["title"]
+        return None
 
     def user_name(self, user_id: str | None) -> str | None:
         if not user_id:

@@ -47,3 +47,31 @@ def test_server_dependencies_are_pinned():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for dep in project["dependencies"] + project["optional-dependencies"]["test"]:
         assert "==" in dep, f"{dep} is not pinned"
+
+
+def test_the_packaged_phone_app_imports_without_the_server(tmp_path):
+    """scripts/build_phone assembles what `flet build` packages; in a Python that sees only that
+    folder (plus the installed libraries), the app's modules import, and no server library or
+    `server` module is loaded."""
+    import shutil
+    import subprocess
+    import sys
+
+    build = ROOT / "mobile" / "build" / "app"
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "build_phone"), "--prepare-only"], capture_output=True)
+    assert result.returncode == 0, result.stderr.decode()
+    app = tmp_path / "app"
+    shutil.copytree(build, app)
+    assert (app / "main.py").exists() and (app / "assets" / "fonts" / "NotoSansSC-Floorwalker.otf").exists()
+    probe = (
+        "import sys; sys.path = [p for p in sys.path if not p.startswith(sys.argv[2]) or p.endswith('site-packages')];"
+        "import mobile.main, mobile.ui.shell, mobile.state;"
+        "loaded = {m.split('.')[0] for m in sys.modules};"
+        f"bad = loaded & set({sorted(SERVER_LIBRARIES | {'server'})!r});"
+        "assert not bad, bad;"
+        "assert mobile.main.__file__.startswith(sys.argv[1]), mobile.main.__file__"
+    )
+    checked = subprocess.run(
+        [sys.executable, "-c", probe, str(app), str(ROOT)], cwd=app, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr

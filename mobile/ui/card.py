@@ -7,6 +7,7 @@ import flet as ft
 from mobile import queries
 from mobile.state import DUE_CHOICES, AppState, money
 from mobile.ui.common import header, local_time, muted, pill
+from mobile.ui.screens import category_text
 from shared.phones import display as display_phone
 
 TIER_COLOURS = {"high": ft.Colors.DEEP_ORANGE_700, "regular": ft.Colors.BLUE_700, "new": ft.Colors.GREEN_700}
@@ -269,7 +270,15 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
             ft.Row(
                 [
                     pill(state.tr(f"complaint.{c.status}"), COMPLAINT_COLOURS.get(c.status, ft.Colors.GREY_700)),
-                    ft.Text(f"{c.category} · {local_time(state, c.opened_at)}", size=13, expand=True),
+                    ft.Text(
+                        " · ".join(
+                            x
+                            for x in (category_text(state, c.category), local_time(state, c.opened_at), c.description)
+                            if x
+                        ),
+                        size=13,
+                        expand=True,
+                    ),
                 ]
             )
         )

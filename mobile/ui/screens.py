@@ -214,11 +214,26 @@ def message_text(state: AppState, m: queries.MessageView) -> str:
     if m.kind == "interaction":
         return state.tr("msg.interaction", customer=customer, kind=state.tr(f"kind.{v['kind']}"))
     if m.kind == "complaint":
-        return state.tr("msg.complaint", customer=customer, category=v["category"])
+        return state.tr("msg.complaint", customer=customer, category=category_text(state, v["category"]))
     if m.kind == "order":
         channel = state.tr(f"channel.{v['channel']}") if v.get("channel") else ""
         return state.tr("msg.order", customer=customer, amount=money(v["amount"]), channel=channel)
     return state.tr("msg.opportunity", customer=customer, title=v.get("title", ""))
+
+
+def category_text(state: AppState, code: str | None) -> str:
+    key = f"category.{code}"
+    return state.tr(key) if key in CATALOGUES["zh"] else (code or "")
+
+
+def outbox_text(state: AppState, entry) -> str:
+    """'#3 记到店 · 赵小红 · 12-01 13:54': what the edit is and whom it is about."""
+    args = entry.args
+    what = state.tr(f"mut.{entry.name}") if f"mut.{entry.name}" in CATALOGUES["zh"] else entry.name
+    if entry.name == "interaction.log" and f"kind.{args.get('kind')}" in CATALOGUES["zh"]:
+        what = state.tr(f"kind.{args['kind']}")
+    about = state.subject_of(entry)
+    return " · ".join(x for x in (f"#{entry.id} {what}", about, local_time(state, entry.created_at)) if x)
 
 
 def conflict_text(state: AppState, c) -> str:
@@ -300,7 +315,8 @@ def SyncScreen(state: AppState) -> ft.Control:
         ),
     ]
     if state.sync_error and state.sync_state in ("offline", "error"):
-        rows.append(ft.Text(state.tr("sync.error_detail", message=state.sync_error), color=ft.Colors.RED_700, size=12))
+        rows.append(ft.Text(state.tr(f"sync.reason.{state.sync_state}"), color=ft.Colors.RED_700, size=13))
+        rows.append(muted(state.tr("sync.error_detail", message=state.sync_error)))
     rows.append(
         ft.FilledButton(
             key="sync-now", content=ft.Text(state.tr("sync.now")), on_click=lambda e: state.sync_now(), height=BIG
@@ -311,7 +327,7 @@ def SyncScreen(state: AppState) -> ft.Control:
     if not outbox:
         rows.append(muted(state.tr("sync.queue_empty")))
     for entry in outbox[:50]:
-        rows.append(ft.Text(f"#{entry.id} {entry.name} · {local_time(state, entry.created_at)}", size=13))
+        rows.append(ft.Text(outbox_text(state, entry), size=13))
     conflicts = state.conflicts()
     rows.append(header(f"{state.tr('sync.conflicts')} · {len(conflicts)}"))
     if not conflicts:
