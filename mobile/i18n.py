@@ -76,6 +76,7 @@ ZH: dict[str, str] = {
     "customers.search": "姓名或手机号",
     "customers.none": "没有找到客户",
     "customers.count": "{count} 位客户",
+    "customers.first": "显示前 {count} 位，输入姓名或号码缩小范围",
     "filter.mine": "我的客户",
     "filter.high_value": "高价值",
     "filter.open_opportunity": "有商机",
@@ -89,7 +90,7 @@ ZH: dict[str, str] = {
     "card.tier.high": "高价值",
     "card.tier.regular": "普通",
     "card.tier.new": "新客户",
-    "card.value": "近 12 个月 ¥{total}（门店 ¥{store} · 线上 ¥{online}）",
+    "card.value": "近 12 个月 ¥{m12} · 累计 ¥{total}（门店 ¥{store} · 线上 ¥{online}）",
     "card.purchases": "购买记录",
     "card.no_purchases": "暂无购买",
     "card.interactions": "互动记录",
@@ -200,7 +201,6 @@ ZH: dict[str, str] = {
     "mut.opportunity.move": "推进商机",
     "sync.reason.offline": "连不上服务器，修改已保存在手机上，联网后自动上传",
     "sync.reason.error": "服务器暂时出错，稍后自动重试",
-    "login.remembered": "上次登录：{name}",
 }
 
 EN: dict[str, str] = {
@@ -264,6 +264,7 @@ EN: dict[str, str] = {
     "customers.search": "Name or phone",
     "customers.none": "No customers found",
     "customers.count": "{count} customers",
+    "customers.first": "First {count} shown; type a name or number to narrow down",
     "filter.mine": "Mine",
     "filter.high_value": "High value",
     "filter.open_opportunity": "Open opportunity",
@@ -276,7 +277,7 @@ EN: dict[str, str] = {
     "card.tier.high": "High value",
     "card.tier.regular": "Regular",
     "card.tier.new": "New",
-    "card.value": "12 months ¥{total} (store ¥{store} · online ¥{online})",
+    "card.value": "12 months ¥{m12} · all time ¥{total} (store ¥{store} · online ¥{online})",
     "card.purchases": "Purchases",
     "card.no_purchases": "No purchases yet",
     "card.interactions": "Interactions",
@@ -382,7 +383,6 @@ EN: dict[str, str] = {
     "mut.opportunity.move": "Stage moved",
     "sync.reason.offline": "Cannot reach the server; your edits are kept on the phone and upload when online",
     "sync.reason.error": "The server had a problem; retrying automatically",
-    "login.remembered": "Last signed in: {name}",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"zh": ZH, "en": EN}

@@ -112,16 +112,26 @@ class Device:
             if self.engine.status.state in ("offline", "error", "pending"):
                 self.engine.poke()
 
-    async def release(self) -> None:
+    async def release(self, *, wipe: bool = False) -> None:
+        """Let go of the device; the last user stops it. ``wipe`` (signing out) stops it for every
+        screen of this user and empties the replica — after the engine stopped, so no sync round
+        still running can write a cursor into the emptied file."""
         self.users -= 1
-        if self.users > 0:
+        if self.users > 0 and not wipe:
             return
+        self.users = 0
         Device._open.pop(self.path, None)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        listeners = list(self.engine.on_change)
         await self.engine.aclose()
+        if wipe:
+            self.replica.wipe()
+            for listener in listeners:  # other tabs of this user: signed out too
+                with contextlib.suppress(Exception):
+                    listener(SyncStatus(state="signed_out", last_error=None))
         self.replica.close()
 
 
@@ -167,6 +177,11 @@ class AppState:
     sheet_error: str | None = None
     toast: str | None = None
     messages_seen_at: str | None = None
+    # What a text field shows when it appears (see mobile/ui/common.Field): typing changes the
+    # state (query, username, …) but not these, so a field is never sent a value after it appears.
+    seed_query: str = ""
+    seed_username: str = ""
+    seed_server: str = ""
 
     # --- not observed: services -----------------------------------------------------------------
 
@@ -190,6 +205,7 @@ class AppState:
         self._root = root
         self._device: Device | None = None
         self._cache: dict[Any, Any] = {}
+        self.seed_username, self.seed_server = self.username, self.server_url
         return self
 
     @property
@@ -217,6 +233,7 @@ class AppState:
             last = await self._store.last_login()
             if last is not None:  # remembered: only the password to type
                 self.server_url, self.username = last.server_url, last.username
+                self.seed_server, self.seed_username = last.server_url, last.username
             self.phase = "login"
             return
         self.server_url = credentials.server_url
@@ -265,8 +282,8 @@ class AppState:
         self.phase = "ready"
         self.go("/")
 
-    async def close(self) -> None:
-        """The screen went away (tab closed): let go of the device."""
+    async def close(self, *, wipe: bool = False) -> None:
+        """The screen went away (tab closed): let go of the device (``wipe``: and empty it)."""
         device, self._device = self._device, None
         if device is None:
             return
@@ -274,7 +291,7 @@ class AppState:
             device.engine.on_change.remove(self._on_sync)
         with contextlib.suppress(ValueError):
             device.replica.on_mutation.remove(self._on_local_change)
-        await device.release()
+        await device.release(wipe=wipe)
 
     async def logout(self) -> None:
         if self.pending and self.sync_state != "signed_out":
@@ -283,9 +300,9 @@ class AppState:
         device = self._device
         if device is not None:
             await device.session.logout()
-            device.replica.wipe()
-        await self.close()
+        await self.close(wipe=True)
         self.user, self.phase, self.password = None, "login", ""
+        self.seed_username, self.seed_server = self.username, self.server_url
         self.go("/")
 
     def _on_sync(self, status: SyncStatus) -> None:
@@ -295,13 +312,19 @@ class AppState:
         self.last_synced_at = status.last_synced_at
         self.sync_error = status.last_error
         if status.state == "signed_out":
+            # The server refused the session (or this user signed out in another tab): forget it
+            # here too, so the next start asks for the password instead of opening an empty phone.
             self.user, self.phase = None, "login"
-            self.login_error = self.tr("sync.signed_out") + (f": {status.last_error}" if status.last_error else "")
-            task = asyncio.ensure_future(self.close())
-            self._cache["closing"] = task
+            if status.last_error:
+                self.login_error = self.tr("sync.signed_out") + f": {status.last_error}"
+            self._closing = asyncio.ensure_future(self._forget())
             return
         if changed:
             self._changed()
+
+    async def _forget(self) -> None:
+        await self._store.save(None)
+        await self.close()
 
     def _on_local_change(self) -> None:
         self._changed()
@@ -314,6 +337,7 @@ class AppState:
 
     def go(self, route: str) -> None:
         self.route = route
+        self.seed_query = self.query
         self.sheet, self.sheet_error, self.toast = None, None, None
         if self._navigate is not None:
             self._navigate(route)
@@ -430,6 +454,21 @@ class AppState:
 
     def search(self, text: str) -> None:
         self.query = text
+
+    def set_username(self, text: str) -> None:
+        self.username = text
+
+    def set_password(self, text: str) -> None:
+        self.password = text
+
+    def set_server_url(self, text: str) -> None:
+        self.server_url = text
+
+    def set_draft_text(self, text: str) -> None:
+        self.draft_text = text
+
+    def set_draft_amount(self, text: str) -> None:
+        self.draft_amount = text
 
     def toggle_filter(self, name: str) -> None:
         if name not in FILTERS:

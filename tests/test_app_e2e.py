@@ -19,7 +19,17 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright
 
-from tests.webapp import CHROMIUM, CHROMIUM_ARGS, WebClient, click_below, need_chromium, open_app, screenshot, sign_in
+from tests.webapp import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WebClient,
+    click_below,
+    need_chromium,
+    open_app,
+    screenshot,
+    sign_in,
+    type_into,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +86,32 @@ async def _pick_opportunity(http: httpx.AsyncClient) -> dict:
     raise AssertionError("the demo chain has no suitable open opportunity for rep.bjcy")
 
 
+async def _showcase(http: httpx.AsyncClient) -> str:
+    """A customer whose card shows much: high value, bought in the store and online, with a
+    complaint if one of the first customers has one (for the card screenshot)."""
+    best, best_score = None, -1
+    for summary in (await http.get("/api/customers", params={"limit": 60})).json()["items"]:
+        card = (await http.get(f"/api/customers/{summary['id']}")).json()
+        channels = {o["channel"] for o in card["orders"]}
+        score = (
+            3 * (card["value"]["tier"] == "high")
+            + 2 * ("store" in channels and len(channels) > 1)
+            + bool(card["complaints"])
+            + bool(card["opportunities"])
+        )
+        if score > best_score:
+            best, best_score = summary["name"], score
+    assert best is not None
+    return best
+
+
+async def _open_customer(page, name: str) -> None:
+    await page.get_by_role("tab", name="客户").click()
+    await type_into(page, "姓名或手机号", name)
+    await page.locator("flt-semantics[role=button]", has_text=name).first.click()
+    await page.get_by_role("button", name="记到店").wait_for()
+
+
 async def _visits(http: httpx.AsyncClient, customer_id: str, since: dt.datetime) -> list[dict]:
     """Visits logged for the customer since the test began."""
     items = (await http.get("/api/interactions", params={"customer_id": customer_id, "limit": 200})).json()
@@ -104,13 +140,10 @@ async def test_a_rep_works_through_an_outage_and_the_server_gets_each_edit_once(
         await page.get_by_text("今日任务").wait_for()
         await screenshot(page, "today")
 
-        # find the customer and open the card
-        await page.get_by_role("tab", name="客户").click()
-        await page.get_by_role("textbox", name="姓名或手机号").click()
-        await page.keyboard.type(customer)
-        await page.get_by_role("button", name=re.compile(re.escape(customer))).first.click()
-        await page.get_by_role("button", name="记到店").wait_for()
+        # a rich card for the screenshot, then the deal's customer
+        await _open_customer(page, await _showcase(http))
         await screenshot(page, "card")
+        await _open_customer(page, customer)
 
         # log a visit and move the deal on, online
         await page.get_by_role("button", name="记到店").click()
@@ -132,7 +165,11 @@ async def test_a_rep_works_through_an_outage_and_the_server_gets_each_edit_once(
             await page.get_by_text(re.compile("待上传 2")).first.wait_for(timeout=30_000)
             await page.get_by_role("tab", name="同步").click()
             await page.get_by_text(re.compile("离线")).first.wait_for(timeout=60_000)
-            await page.get_by_text("interaction.log", exact=False).first.wait_for()
+            # the queue says what waits, in the rep's words
+            await page.get_by_text(re.compile(rf"#\d+ 到店 · {re.escape(customer)}")).first.wait_for()
+            await page.get_by_text(
+                re.compile(rf"#\d+ 完成任务 · {re.escape(customer)}|#\d+ 完成任务 · {re.escape(title)}")
+            ).first.wait_for()
             await screenshot(page, "sync-status")
         finally:
             live_server.start()
@@ -162,8 +199,7 @@ async def test_a_shanghai_rep_never_sees_beijing_customers(web, browser, live_se
     await page.get_by_text("已同步").wait_for(timeout=60_000)
     await page.get_by_role("tab", name="客户").click()
     for customer in beijing[:3]:
-        box = page.get_by_role("textbox", name="姓名或手机号")
-        await box.fill(customer["name"])
+        await type_into(page, "姓名或手机号", customer["name"])
         await asyncio.sleep(0.5)
         shown = await page.get_by_text(customer["name"], exact=True).count()
         # the search box itself holds the name; a hit would be a second element

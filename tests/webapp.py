@@ -117,9 +117,8 @@ async def open_app(browser, url: str, *, locale: str = "zh-CN"):
 
 
 async def sign_in(page, username: str, password: str = "floorwalker") -> None:
-    await page.get_by_role("textbox", name="用户名").fill(username)
-    await page.get_by_role("textbox", name="密码").click()
-    await page.keyboard.type(password)
+    await type_into(page, "用户名", username)
+    await type_into(page, "密码", password)
     await page.get_by_role("button", name="登录").click()
 
 
@@ -144,3 +143,22 @@ async def click_below(page, anchor_text: str, button_name: str) -> None:
             best = (box["y"], button)
     assert best is not None, f"no {button_name!r} button below {anchor_text!r}"
     await best[1].click()
+
+
+async def type_into(page, label: str, text: str) -> None:
+    """Type into the text field named ``label`` as a person would: tap, clear, type — and check the
+    field took it. A tap on the accessibility node right after a screen appears sometimes does not
+    open Flutter's editing connection yet, and the keys go nowhere: then tap and type again."""
+    field = page.get_by_role("textbox", name=label)
+    seen = None
+    for _ in range(8):
+        await field.click()
+        await asyncio.sleep(0.2)
+        await page.keyboard.press("Control+a")
+        await page.keyboard.press("Backspace")
+        await page.keyboard.type(text)
+        await asyncio.sleep(0.3)
+        seen = await page.evaluate("() => document.activeElement && document.activeElement.value")
+        if seen == text:
+            return
+    raise AssertionError(f"the field {label!r} holds {seen!r}, not {text!r}")

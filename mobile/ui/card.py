@@ -6,7 +6,7 @@ import flet as ft
 
 from mobile import queries
 from mobile.state import DUE_CHOICES, AppState, money
-from mobile.ui.common import header, local_time, muted, pill
+from mobile.ui.common import Field, header, local_time, muted, pill
 from mobile.ui.screens import category_text
 from shared.phones import display as display_phone
 
@@ -42,13 +42,7 @@ def _due_chips(state: AppState) -> ft.Control:
 
 
 def _text(state: AppState, key: str, label: str, **kw) -> ft.Control:
-    return ft.TextField(
-        key=key,
-        label=label,
-        value=state.draft_text,
-        on_change=lambda e: setattr(state, "draft_text", e.control.value),
-        **kw,
-    )
+    return Field(key, label, "", state.set_draft_text, **kw)
 
 
 def action_sheet(state: AppState, customer_id: str, opportunity: queries.OpportunityView | None) -> ft.Control | None:
@@ -58,7 +52,7 @@ def action_sheet(state: AppState, customer_id: str, opportunity: queries.Opportu
     body: list[ft.Control] = []
     save = None
     if state.sheet == "note":
-        body = [_text(state, "sheet-text", state.tr("action.note"), multiline=True, min_lines=2, autofocus=True)]
+        body = [_text(state, "sheet-text", state.tr("action.note"), multiline=True, autofocus=True)]
         save = lambda e: state.save_note(customer_id)  # noqa: E731
     elif state.sheet == "task":
         body = [_text(state, "sheet-text", state.tr("action.task_title"), autofocus=True), _due_chips(state)]
@@ -66,13 +60,7 @@ def action_sheet(state: AppState, customer_id: str, opportunity: queries.Opportu
     elif state.sheet == "opportunity":
         body = [
             _text(state, "sheet-text", state.tr("action.opportunity_title"), autofocus=True),
-            ft.TextField(
-                key="sheet-amount",
-                label=state.tr("action.amount"),
-                value=state.draft_amount,
-                keyboard_type=ft.KeyboardType.NUMBER,
-                on_change=lambda e: setattr(state, "draft_amount", e.control.value),
-            ),
+            Field("sheet-amount", state.tr("action.amount"), "", state.set_draft_amount, number=True),
         ]
         save = lambda e: state.save_opportunity(customer_id)  # noqa: E731
     elif state.sheet == "move" and opportunity is not None:
@@ -145,6 +133,13 @@ def quick_actions(state: AppState, customer_id: str, open_opps: list[queries.Opp
 # --- the card -------------------------------------------------------------------------------------
 
 
+def _dial(state: AppState, number: str):
+    async def handler(e: ft.Event) -> None:  # Flet awaits only `async def` handlers
+        await state.call(number)
+
+    return handler
+
+
 @ft.component
 def CardScreen(state: AppState, customer_id: str) -> ft.Control:
     card = state.card(customer_id)
@@ -181,7 +176,7 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
                 key=f"call-{phone.id}",
                 icon=ft.Icons.CALL,
                 content=ft.Text(state.tr("card.call")),
-                on_click=lambda e, n=phone.number: state.call(n),
+                on_click=_dial(state, phone.number),
             )
         head.append(
             ft.Row(
@@ -197,7 +192,8 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
         ft.Text(
             state.tr(
                 "card.value",
-                total=money(value.amount_12m),
+                m12=money(value.amount_12m),
+                total=money(value.amount_total),
                 store=money(value.store_amount),
                 online=money(value.online_amount),
             ),
@@ -215,8 +211,6 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
     sheet = action_sheet(state, customer_id, open_opps[0] if len(open_opps) == 1 else None)
     if sheet is not None:
         rows.append(sheet)
-    if state.toast:
-        rows.append(ft.Text(state.toast, color=ft.Colors.GREEN_800, key="toast"))
 
     rows.append(header(f"{state.tr('card.opportunities')} · {len(card.opportunities)}"))
     if not card.opportunities:
@@ -392,8 +386,6 @@ def OpportunityScreen(state: AppState, opportunity_id: str) -> ft.Control:
             )
         if state.sheet_error:
             rows.append(ft.Text(state.sheet_error, color=ft.Colors.RED_700, key="sheet-error"))
-    if state.toast:
-        rows.append(ft.Text(state.toast, color=ft.Colors.GREEN_800, key="toast"))
     rows.append(header(state.tr("opp.history")))
     for step in detail.history:
         rows.append(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 import flet as ft
 
@@ -106,3 +109,53 @@ def date_text(value: str | None) -> str:
 
 def days_between(start: dt.datetime, end: dt.datetime) -> int:
     return max(0, int((end - start).total_seconds() // 86400))
+
+
+@ft.component
+def _Field(
+    key: str,
+    label: str,
+    value: str,
+    on_text: Callable[[str], Any],
+    *,
+    password: bool = False,
+    multiline: bool = False,
+    number: bool = False,
+    url: bool = False,
+    icon: str | None = None,
+    autofocus: bool = False,
+    on_submit: Callable[[], Any] | None = None,
+) -> ft.Control:
+    async def changed(e: ft.Event) -> None:
+        result = on_text(e.control.value)
+        if inspect.isawaitable(result):
+            await result
+
+    async def submitted(e: ft.Event) -> None:
+        if on_submit is not None:
+            result = on_submit()
+            if inspect.isawaitable(result):
+                await result
+
+    return ft.TextField(
+        key=key,
+        label=label,
+        value=value,
+        on_change=changed,
+        on_submit=submitted if on_submit is not None else None,
+        password=password,
+        can_reveal_password=password,
+        multiline=multiline,
+        min_lines=2 if multiline else None,
+        keyboard_type=ft.KeyboardType.NUMBER if number else ft.KeyboardType.URL if url else None,
+        prefix_icon=icon,
+        autofocus=autofocus,
+    )
+
+
+# A text field is "uncontrolled": ``value`` is what it shows when it appears, and it re-renders only
+# when its own arguments change (pass bound methods of the state: they compare equal across renders).
+# Re-sending the value on every render races the typing — a render caused by the previous letter, or
+# by a sync finishing, would send back a value the phone has already moved past, and letters would
+# vanish. The typed text lives in the state through ``on_text``.
+Field = ft.memo(_Field)

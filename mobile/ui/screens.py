@@ -7,10 +7,11 @@ import flet as ft
 from mobile import queries
 from mobile.i18n import CATALOGUES
 from mobile.state import FILTERS, AppState, money
-from mobile.ui.common import ago, header, local_time, muted, pill, sync_badge, sync_label
+from mobile.ui.common import Field, ago, header, local_time, muted, pill, sync_badge, sync_label
 from shared.phones import display as display_phone
 
 BIG = 48  # minimum height of a tap target (one-handed use)
+SEARCH_LIMIT = 50  # what queries.search_customers returns at most
 
 
 # --- login --------------------------------------------------------------------------------------
@@ -18,9 +19,6 @@ BIG = 48  # minimum height of a tap target (one-handed use)
 
 @ft.component
 def LoginScreen(state: AppState) -> ft.Control:
-    def set_field(name: str):
-        return lambda e: setattr(state, name, e.control.value)
-
     async def submit(e=None):
         await state.login()
 
@@ -30,29 +28,22 @@ def LoginScreen(state: AppState) -> ft.Control:
                 ft.Icon(ft.Icons.STOREFRONT, size=56, color=ft.Colors.BLUE_700),
                 ft.Text(state.tr("app.title"), size=28, weight=ft.FontWeight.BOLD),
                 muted(state.tr("login.subtitle")),
-                ft.TextField(
-                    key="login-username",
-                    label=state.tr("login.username"),
-                    value=state.username,
-                    on_change=set_field("username"),
+                Field(
+                    "login-username",
+                    state.tr("login.username"),
+                    state.seed_username,
+                    state.set_username,
                     autofocus=True,
                 ),
-                ft.TextField(
-                    key="login-password",
-                    label=state.tr("login.password"),
-                    value=state.password,
+                Field(
+                    "login-password",
+                    state.tr("login.password"),
+                    "",
+                    state.set_password,
                     password=True,
-                    can_reveal_password=True,
-                    on_change=set_field("password"),
-                    on_submit=submit,
+                    on_submit=state.login,
                 ),
-                ft.TextField(
-                    key="login-server",
-                    label=state.tr("login.server"),
-                    value=state.server_url,
-                    on_change=set_field("server_url"),
-                    keyboard_type=ft.KeyboardType.URL,
-                ),
+                Field("login-server", state.tr("login.server"), state.seed_server, state.set_server_url, url=True),
                 *(
                     [ft.Text(state.login_error, color=ft.Colors.RED_700, key="login-error")]
                     if state.login_error
@@ -176,16 +167,15 @@ def CustomersScreen(state: AppState) -> ft.Control:
         for name in FILTERS
     ]
     rows: list[ft.Control] = [
-        ft.TextField(
-            key="customer-search",
-            label=state.tr("customers.search"),
-            prefix_icon=ft.Icons.SEARCH,
-            value=state.query,
-            on_change=lambda e: state.search(e.control.value),
-            autofocus=False,
-        ),
+        Field("customer-search", state.tr("customers.search"), state.seed_query, state.search, icon=ft.Icons.SEARCH),
         ft.Row(chips, wrap=True, spacing=6),
-        muted(state.tr("customers.count", count=len(hits)) if hits else state.tr("customers.none")),
+        muted(
+            state.tr("customers.first", count=len(hits))
+            if len(hits) >= SEARCH_LIMIT
+            else state.tr("customers.count", count=len(hits))
+            if hits
+            else state.tr("customers.none")
+        ),
     ]
     for hit in hits:
         rows.append(
@@ -301,6 +291,20 @@ def MessagesScreen(state: AppState) -> ft.Control:
 # --- sync -----------------------------------------------------------------------------------------
 
 
+def _sync_now(state: AppState):
+    async def handler(e: ft.Event) -> None:  # Flet awaits only `async def` handlers
+        await state.sync_now()
+
+    return handler
+
+
+def _logout(state: AppState):
+    async def handler(e: ft.Event) -> None:
+        await state.logout()
+
+    return handler
+
+
 @ft.component
 def SyncScreen(state: AppState) -> ft.Control:
     user = state.user
@@ -318,9 +322,7 @@ def SyncScreen(state: AppState) -> ft.Control:
         rows.append(ft.Text(state.tr(f"sync.reason.{state.sync_state}"), color=ft.Colors.RED_700, size=13))
         rows.append(muted(state.tr("sync.error_detail", message=state.sync_error)))
     rows.append(
-        ft.FilledButton(
-            key="sync-now", content=ft.Text(state.tr("sync.now")), on_click=lambda e: state.sync_now(), height=BIG
-        )
+        ft.FilledButton(key="sync-now", content=ft.Text(state.tr("sync.now")), on_click=_sync_now(state), height=BIG)
     )
     rows.append(header(f"{state.tr('sync.queue')} · {len(state.outbox())}"))
     outbox = state.outbox()
@@ -351,9 +353,7 @@ def SyncScreen(state: AppState) -> ft.Control:
             ),
             muted(state.tr("sync.user", name=user.display_name, role=state.tr(f"role.{user.role.value}"))),
             muted(state.tr("sync.server", url=state.server_url)),
-            ft.OutlinedButton(
-                key="logout", content=ft.Text(state.tr("sync.logout")), on_click=lambda e: state.logout()
-            ),
+            ft.OutlinedButton(key="logout", content=ft.Text(state.tr("sync.logout")), on_click=_logout(state)),
         ]
     return ft.Column(rows, spacing=8, scroll=ft.ScrollMode.AUTO, expand=True)
 

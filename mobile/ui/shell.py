@@ -63,7 +63,20 @@ def Shell(state: AppState, body: ft.Control) -> ft.Control:
         ),
         padding=ft.Padding.only(left=12, right=12, top=8, bottom=4),
     )
-    content = ft.Container(body, padding=ft.Padding.symmetric(horizontal=12), expand=True)
+    column: list[ft.Control] = []
+    if state.toast:  # what the last action did (or why it did not), on every screen
+        column.append(
+            ft.Container(
+                ft.Text(state.toast, color=ft.Colors.GREEN_900, key="toast"),
+                padding=ft.Padding.symmetric(horizontal=12, vertical=6),
+                bgcolor=ft.Colors.with_opacity(0.08, ft.Colors.GREEN_700),
+                on_click=lambda e: state.dismiss_toast(),
+            )
+        )
+    column.append(body)
+    content = ft.Container(
+        ft.Column(column, expand=True, spacing=4), padding=ft.Padding.symmetric(horizontal=12), expand=True
+    )
     if state.wide:
         rail = ft.NavigationRail(
             key="nav",
