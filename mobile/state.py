@@ -43,7 +43,7 @@ MESSAGES_SEEN = "messages_seen_at"
 RETRY_SECONDS = 10.0  # while offline or failing, try again this often (the poke stream also retries)
 FILTERS = ("mine", "high_value", "open_opportunity", "not_contacted")
 TASK_GROUPS = ("stage_reminder", "complaint_callback", "follow_up", "call", "visit", "other")
-SHEETS = ("note", "task", "opportunity", "move")
+SHEETS = ("note", "task", "opportunity", "move", "details")
 DUE_CHOICES = ("today", "tomorrow", "week")
 
 
@@ -174,6 +174,8 @@ class AppState:
     draft_amount: str = ""
     draft_due: str = "tomorrow"
     draft_stage: str | None = None
+    draft_close: str = ""  # expected close date, YYYY-MM-DD
+    draft_contract: str = ""  # contract end date, YYYY-MM-DD
     sheet_error: str | None = None
     toast: str | None = None
     messages_seen_at: str | None = None
@@ -182,6 +184,9 @@ class AppState:
     seed_query: str = ""
     seed_username: str = ""
     seed_server: str = ""
+    seed_amount: str = ""
+    seed_close: str = ""
+    seed_contract: str = ""
 
     # --- not observed: services -----------------------------------------------------------------
 
@@ -470,6 +475,44 @@ class AppState:
     def set_draft_amount(self, text: str) -> None:
         self.draft_amount = text
 
+    def set_draft_close(self, text: str) -> None:
+        self.draft_close = text
+
+    def set_draft_contract(self, text: str) -> None:
+        self.draft_contract = text
+
+    def edit_details(self, opportunity: queries.OpportunityView) -> None:
+        """Open the amount / dates form with the deal's current values."""
+        self.open_sheet("details")
+        self.draft_amount = self.seed_amount = money_plain(opportunity.amount)
+        self.draft_close = self.seed_close = opportunity.expected_close_date or ""
+        self.draft_contract = self.seed_contract = opportunity.contract_end_date or ""
+
+    def save_details(self, opportunity: queries.OpportunityView) -> bool:
+        """Amount, expected close date and contract end date; only what changed is sent (an empty
+        date clears it). Dates are YYYY-MM-DD."""
+        changes: dict[str, Any] = {}
+        amount = self.draft_amount.strip()
+        if amount and amount != money_plain(opportunity.amount):
+            changes["amount"] = amount
+        for field, text, current in (
+            ("expected_close_date", self.draft_close, opportunity.expected_close_date),
+            ("contract_end_date", self.draft_contract, opportunity.contract_end_date),
+        ):
+            text = text.strip()
+            if text:
+                try:
+                    text = dt.date.fromisoformat(text).isoformat()
+                except ValueError:
+                    self.sheet_error = self.tr("opp.bad_date", value=text)
+                    return False
+            if (text or None) != (current or None):
+                changes[field] = text or None
+        if not changes:
+            self.close_sheet()
+            return True
+        return self._edit(lambda: self.replica.update_opportunity(opportunity.id, **changes), self.tr("opp.saved"))
+
     def toggle_filter(self, name: str) -> None:
         if name not in FILTERS:
             raise ValueError(name)
@@ -596,6 +639,12 @@ class AppState:
 
     def dismiss_toast(self) -> None:
         self.toast = None
+
+
+def money_plain(value: Decimal | str | None) -> str:
+    """'1078.00' → '1078', '99.50' → '99.5': how an amount is typed."""
+    text = f"{Decimal(str(value or 0)):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def money(value: Decimal | str | None) -> str:

@@ -429,6 +429,42 @@ async def test_the_opportunity_page_moves_the_deal_and_asks_why_it_was_lost(rep)
 # --- messages ---------------------------------------------------------------------------------------------
 
 
+async def test_the_opportunity_page_edits_amount_and_dates(rep, live_server):
+    from tests.test_app_state import Api
+
+    state = rep.state
+    cid = own_customer(state, 25)
+    state.open_sheet("opportunity")
+    state.draft_text, state.draft_amount = "全屋窗帘", "3000"
+    assert state.save_opportunity(cid)
+    oid = state.card(cid).opportunities[0].id
+    await state.sync_now()
+
+    tree = render(OpportunityScreen, state, oid)
+    await click(find(tree, key="opp-edit"))
+    tree = render(OpportunityScreen, state, oid)
+    assert find(tree, key="sheet-amount").value == "3000"
+    await change(find(tree, key="sheet-close"), "2026-13-40")
+    await click(find(tree, key="sheet-save"))
+    tree = render(OpportunityScreen, state, oid)
+    assert find(tree, key="sheet-error").value == "日期格式不对：2026-13-40（例如 2026-12-31）"
+    assert state.pending == 0  # nothing queued
+
+    await change(find(tree, key="sheet-amount"), "3280.5")
+    await change(find(tree, key="sheet-close"), "2027-01-15")
+    await change(find(tree, key="sheet-contract"), "2028-01-15")
+    await click(find(tree, key="sheet-save"))
+    tree = render(OpportunityScreen, state, oid)
+    assert state.toast == "商机已更新" and state.pending == 1
+    assert "金额 ¥3,280.5" in texts(tree)
+    assert "预计成交：2027-01-15" in texts(tree) and "合同到期：2028-01-15" in texts(tree)
+    await state.sync_now()
+    assert state.pending == 0
+    deal = await Api(live_server.url).get(f"/api/opportunities/{oid}")
+    assert deal["amount"] == "3280.50"
+    assert deal["expected_close_date"] == "2027-01-15" and deal["contract_end_date"] == "2028-01-15"
+
+
 async def test_messages_show_unread_news_until_read(rep):
     state = rep.state
     state.go("/messages")

@@ -347,6 +347,79 @@ def OpportunityScreen(state: AppState, opportunity_id: str) -> ft.Control:
         rows.append(muted(state.tr("opp.closed") + (f" · {o.lost_reason}" if o.lost_reason else "")))
     rows.append(muted(state.tr("opp.expected_close", date=o.expected_close_date or "—")))
     rows.append(muted(state.tr("opp.contract_end", date=o.contract_end_date or "—")))
+    if state.sheet == "details":
+        rows.append(
+            ft.Container(
+                ft.Column(
+                    [
+                        *(
+                            [
+                                Field(
+                                    "sheet-amount",
+                                    state.tr("action.amount"),
+                                    state.seed_amount,
+                                    state.set_draft_amount,
+                                    number=True,
+                                )
+                            ]
+                            if o.stage_kind == "open"
+                            else []
+                        ),
+                        *(
+                            [
+                                Field(
+                                    "sheet-close",
+                                    state.tr("opp.expected_close_label"),
+                                    state.seed_close,
+                                    state.set_draft_close,
+                                )
+                            ]
+                            if o.stage_kind == "open"
+                            else []
+                        ),
+                        Field(
+                            "sheet-contract",
+                            state.tr("opp.contract_end_label"),
+                            state.seed_contract,
+                            state.set_draft_contract,
+                        ),
+                        *(
+                            [ft.Text(state.sheet_error, color=ft.Colors.RED_700, key="sheet-error")]
+                            if state.sheet_error
+                            else []
+                        ),
+                        ft.Row(
+                            [
+                                ft.FilledButton(
+                                    key="sheet-save",
+                                    content=ft.Text(state.tr("action.save")),
+                                    on_click=lambda e: state.save_details(o),
+                                ),
+                                ft.TextButton(
+                                    key="sheet-cancel",
+                                    content=ft.Text(state.tr("action.cancel")),
+                                    on_click=lambda e: state.close_sheet(),
+                                ),
+                            ]
+                        ),
+                    ],
+                    spacing=8,
+                ),
+                padding=12,
+                border_radius=12,
+                border=ft.Border.all(1, ft.Colors.BLUE_200),
+                key="sheet",
+            )
+        )
+    else:
+        rows.append(
+            ft.TextButton(
+                key="opp-edit",
+                icon=ft.Icons.EDIT,
+                content=ft.Text(state.tr("opp.edit")),
+                on_click=lambda e: state.edit_details(o),
+            )
+        )
     # the stage path: every stage in order, the current one marked
     path: list[ft.Control] = []
     for stage in state.stages():
@@ -384,7 +457,7 @@ def OpportunityScreen(state: AppState, opportunity_id: str) -> ft.Control:
                     ]
                 )
             )
-        if state.sheet_error:
+        if state.sheet_error and state.sheet != "details":
             rows.append(ft.Text(state.sheet_error, color=ft.Colors.RED_700, key="sheet-error"))
     rows.append(header(state.tr("opp.history")))
     for step in detail.history:
