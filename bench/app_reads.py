@@ -8,7 +8,10 @@ a first sync over loopback HTTP as rep.bjcy into an empty SQLite file. The serve
 each query runs ``--runs`` times (random arguments, fixed seed) straight on the replica:
 search by a 1-character surname, a 2-character name fragment, 4 phone digits, a full number, each
 list filter on empty text; the customer card for random customers and for the 20 heaviest ones
-(most interactions + orders); the rep's tasks for today.
+(most interactions + orders); the rep's tasks for today. Then the same as the app does it: the
+app's state (``mobile.state.AppState`` on this replica) reads the card and the card screen's
+component is rendered into its control tree (everything but drawing), and the customer list
+re-rendered for a typed fragment.
 
 With ``--replica PATH`` an existing replica file is measured as is (no PostgreSQL, no server);
 a missing one is built there and kept. Without it the replica is rebuilt in a temporary folder.
@@ -70,13 +73,18 @@ async def build_replica(path: Path, customers: int, interactions: int) -> float:
 
 
 def _size(result: Any) -> int:
-    """How many items a screen shows: search hits, today's tasks, or the card's lists."""
+    """How many items a screen shows: search hits, today's tasks, the card's lists, or the controls
+    of a rendered screen."""
     if isinstance(result, list):
         return len(result)
     if isinstance(result, dict):
         return sum(len(v) for v in result.values())
     if result is None:
         raise AssertionError("a card of a synced customer was not found")
+    if not hasattr(result, "phones"):  # a rendered screen: how many controls it holds
+        from tests.flet_tree import walk
+
+        return sum(1 for _ in walk(result))
     lists = (result.phones, result.tags, result.orders, result.interactions, result.opportunities, result.tasks)
     return sum(len(x) for x in (*lists, result.complaints))
 
@@ -158,9 +166,73 @@ def measure_reads(path: Path, runs: int, seed: int) -> tuple[list[tuple], dict[s
                 raise AssertionError(f"{label}: found nothing")
             p95 = _q(timings, 95)
             rows.append((label, size, _q(timings, 50), p95, max(timings), p95 <= TARGET_MS))
+        rows.extend(_screens(path, runs, rng, ids, surnames, pairs))
     finally:
         replica.close()
     return rows, counts
+
+
+def _screens(path: Path, runs: int, rng: random.Random, ids: list[str], surnames: list[str], pairs: list[str]):
+    """Open a card and type a search the way the app does: AppState's cached reads (cleared each run,
+    as after a change) plus the screen component rendered into controls without a renderer."""
+    import uuid
+
+    from mobile.session import Credentials, FileCredentials, Session
+    from mobile.state import AppState, Device
+    from mobile.ui.card import CardScreen
+    from mobile.ui.screens import CustomersScreen
+    from shared import wire
+    from shared.enums import Role
+    from tests.flet_tree import render
+
+    with tempfile.TemporaryDirectory(prefix="floorwalker-bench-app-") as tmp:
+        store = FileCredentials(Path(tmp) / "credentials.json")
+        probe = _replica_meta(path)
+        user = wire.UserOut(
+            id=uuid.UUID(probe["user_id"]),
+            username=USERNAME,
+            display_name=USERNAME,
+            role=Role(probe.get("role") or "rep"),
+            store_id=uuid.UUID(probe["store_id"]) if probe.get("store_id") else None,
+            region_id=None,
+            language="zh",
+        )
+        session = Session(store, Credentials(server_url="http://127.0.0.1:9", user=user, refresh_token="unused"))
+        state = AppState().attach(store, live=False)
+        device = Device(path, session)
+        state._device, state.user = device, user
+        try:
+
+            def open_card() -> Any:
+                state._cache.clear()
+                return render(CardScreen, state, rng.choice(ids))
+
+            def type_search() -> Any:
+                state._cache.clear()
+                state.search(rng.choice(surnames + pairs))
+                return render(CustomersScreen, state)
+
+            rows = []
+            for label, call in (
+                ("app: open a card (state + CardScreen controls)", open_card),
+                ("app: type a search (state + CustomersScreen controls)", type_search),
+            ):
+                timings, size = _measure(runs, call)
+                p95 = _q(timings, 95)
+                rows.append((label, size, _q(timings, 50), p95, max(timings), p95 <= TARGET_MS))
+            return rows
+        finally:
+            device.replica.close()
+
+
+def _replica_meta(path: Path) -> dict[str, str]:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return dict(db.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        db.close()
 
 
 def _print(rows: list[tuple], counts: dict[str, int], sync_seconds: float | None, runs: int) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
+
 from server.scheduler import JOB_DEFAULTS, JOBS, build_scheduler, run_as_leader
+from tests.conftest import TMP
 
 
 async def _wait_for(predicate, seconds=10.0):
@@ -16,6 +19,12 @@ async def _wait_for(predicate, seconds=10.0):
 
 
 async def test_exactly_one_leader_and_takeover(settings, demo):
+    if settings.is_sqlite:
+        # On SQLite the lock is a file beside the database, and the session's live server (`serve`
+        # runs the scheduler there) may already hold the session database's: these two compete
+        # for a lock of their own.
+        settings = msgspec.structs.replace(settings, database_url=f"sqlite:///{TMP}/election/floorwalker.sqlite3")
+        (TMP / "election").mkdir(exist_ok=True)
     state = {"a": False, "b": False}
     stops = {"a": asyncio.Event(), "b": asyncio.Event()}
 
