@@ -70,7 +70,7 @@ def shell(state: AppState, screen, *args):
 
 def badge(tree) -> str:
     """The sync badge's words (the frame's; the sync page shows the same badge once more)."""
-    shown = {" ".join(texts(b)) for b in find_all(tree, key="sync-badge")}
+    shown = {text(b) for b in find_all(tree, key="sync-label")}
     assert len(shown) == 1, shown
     return shown.pop()
 
@@ -666,3 +666,12 @@ async def test_every_character_the_screens_show_has_a_glyph_in_the_bundled_font(
                         missing.setdefault(ch, shown)
     assert len(customers) > 100 and deals
     assert missing == {}, f"characters the font cannot draw (where seen): {missing}"
+
+
+async def test_the_sync_badge_shows_when_the_phone_last_caught_up(rep):
+    state = rep.state
+    await state.sync_now()
+    tree = shell(state, TodayScreen)
+    shown = find(tree, key="sync-time").value
+    local = times.parse(state.last_synced_at).astimezone(state.time_zone())
+    assert shown == local.strftime("%H:%M"), shown

@@ -60,15 +60,27 @@ def ago(state: AppState, text: str | None) -> str:
     return state.tr("time.days", n=int(seconds // 86400))
 
 
+def last_sync_time(state: AppState) -> str:
+    """'13:54' today, '11-30 13:54' before."""
+    moment = times.parse(state.last_synced_at).astimezone(state.time_zone())
+    today = state.now().astimezone(state.time_zone()).date()
+    return moment.strftime("%H:%M" if moment.date() == today else "%m-%d %H:%M")
+
+
 def sync_badge(state: AppState) -> ft.Control:
     """Always on screen: tap it for the sync page."""
     colour = SYNC_COLOURS.get(state.sync_state, ft.Colors.GREY_700)
+    words: list[ft.Control] = [
+        ft.Text(sync_label(state), color=colour, size=13, weight=ft.FontWeight.W_600, key="sync-label")
+    ]
+    if state.last_synced_at:  # when the phone last caught up: a clock time, so it never goes stale
+        words.append(ft.Text(last_sync_time(state), color=colour, size=10, key="sync-time"))
     return ft.Container(
         key="sync-badge",
         content=ft.Row(
             [
                 ft.Icon(SYNC_ICONS.get(state.sync_state, ft.Icons.CLOUD), color=colour, size=18),
-                ft.Text(sync_label(state), color=colour, size=13, weight=ft.FontWeight.W_600),
+                ft.Column(words, spacing=0, tight=True),
             ],
             spacing=4,
             tight=True,
