@@ -35,6 +35,8 @@ from mobile.mutators import MutationError, fetch_one
 from mobile.replica import ConflictEntry, OutboxEntry, Replica
 from mobile.session import Credentials, CredentialStore, LoginError, Session, normalise_server_url
 from shared import wire
+from shared.phones import PhoneError
+from shared.phones import normalise as normalise_phone
 
 log = logging.getLogger("floorwalker.mobile.app")
 
@@ -43,7 +45,7 @@ MESSAGES_SEEN = "messages_seen_at"
 RETRY_SECONDS = 10.0  # while offline or failing, try again this often (the poke stream also retries)
 FILTERS = ("mine", "high_value", "open_opportunity", "not_contacted")
 TASK_GROUPS = ("stage_reminder", "complaint_callback", "follow_up", "call", "visit", "other")
-SHEETS = ("note", "task", "opportunity", "move", "details")
+SHEETS = ("note", "task", "opportunity", "move", "details", "customer")
 DUE_CHOICES = ("today", "tomorrow", "week")
 
 
@@ -174,6 +176,8 @@ class AppState:
     draft_amount: str = ""
     draft_due: str = "tomorrow"
     draft_stage: str | None = None
+    draft_phone: str = ""
+    duplicate_id: str | None = None  # the customer who already has the typed number
     draft_close: str = ""  # expected close date, YYYY-MM-DD
     draft_contract: str = ""  # contract end date, YYYY-MM-DD
     sheet_error: str | None = None
@@ -474,6 +478,48 @@ class AppState:
 
     def set_draft_amount(self, text: str) -> None:
         self.draft_amount = text
+
+    def set_draft_phone(self, text: str) -> None:
+        self.draft_phone = text
+
+    def new_customer(self) -> None:
+        self.open_sheet("customer")
+        self.draft_phone, self.duplicate_id = "", None
+
+    def save_customer(self) -> bool:
+        """A walk-in customer: name and (optional) mobile number, in the rep's store and owned by
+        them; a number another customer already has is refused with that customer to open."""
+        name = self.draft_text.strip()
+        if not name:
+            self.sheet_error = self.tr("customer.name_needed")
+            return False
+        phone = self.draft_phone.strip() or None
+        self.duplicate_id = None
+        if phone:
+            try:
+                _, digits = normalise_phone(phone)
+            except PhoneError:
+                self.sheet_error = self.tr("customer.bad_phone", value=phone)
+                return False
+            row = fetch_one(
+                self.replica.db,
+                "SELECT c.id, c.name FROM customer_phones p JOIN customers c ON c.id = p.customer_id "
+                "WHERE p.digits = ?",
+                (digits,),
+            )
+            if row is not None:
+                self.duplicate_id = row["id"]
+                self.sheet_error = self.tr("customer.duplicate", name=row["name"])
+                return False
+        created: list[Any] = []
+        if not self._edit(
+            lambda: created.append(self.replica.create_customer(name, phone=phone)), self.tr("customer.created")
+        ):
+            return False
+        toast = self.toast
+        self.go(f"/customers/{created[0]}")
+        self.toast = toast
+        return True
 
     def set_draft_close(self, text: str) -> None:
         self.draft_close = text

@@ -675,3 +675,45 @@ async def test_the_sync_badge_shows_when_the_phone_last_caught_up(rep):
     shown = find(tree, key="sync-time").value
     local = times.parse(state.last_synced_at).astimezone(state.time_zone())
     assert shown == local.strftime("%H:%M"), shown
+
+
+async def test_a_walk_in_customer_is_created_from_the_list_and_a_known_number_is_refused(rep, live_server):
+    from tests.test_app_state import Api
+
+    state = rep.state
+    state.go("/customers")
+    tree = shell(state, CustomersScreen)
+    await click(find(tree, key="new-customer"))
+    tree = shell(state, CustomersScreen)
+    await click(find(tree, key="sheet-save"))
+    tree = shell(state, CustomersScreen)
+    assert find(tree, key="sheet-error").value == "请填写姓名" and state.pending == 0
+
+    # a number another customer already has: refused, with that customer to open
+    known = state.card(state.hits()[0].id)
+    number = known.phones[0].number.replace(" ", "")
+    await change(find(tree, key="customer-name"), "重复的人")
+    await change(find(tree, key="customer-phone"), number)
+    await click(find(tree, key="sheet-save"))
+    tree = shell(state, CustomersScreen)
+    assert find(tree, key="sheet-error").value == f"这个号码已经是客户「{known.profile['name']}」的"
+    assert state.pending == 0 and has(tree, key="open-duplicate")
+
+    await change(find(tree, key="customer-phone"), "12345")
+    await click(find(tree, key="sheet-save"))
+    tree = shell(state, CustomersScreen)
+    assert find(tree, key="sheet-error").value == "手机号不对：12345" and state.pending == 0
+
+    await change(find(tree, key="customer-name"), "门店新客 孔雀")
+    await change(find(tree, key="customer-phone"), "139 0000 1234")
+    await click(find(tree, key="sheet-save"))
+    assert state.pending == 1 and state.toast == "已新建客户"
+    cid = state.route.rsplit("/", 1)[1]
+    card = state.card(cid)
+    assert card.profile["name"] == "门店新客 孔雀" and card.profile["owner_id"] == str(state.user.id)
+    assert [p.number for p in card.phones] == ["+8613900001234"]
+    await state.sync_now()
+    assert state.pending == 0
+    server_card = await Api(live_server.url).get(f"/api/customers/{cid}")
+    assert server_card["profile"]["name"] == "门店新客 孔雀"
+    assert [p["number"] for p in server_card["phones"]] == ["+8613900001234"]

@@ -133,6 +133,7 @@ def _Field(
     password: bool = False,
     multiline: bool = False,
     number: bool = False,
+    phone: bool = False,
     url: bool = False,
     icon: str | None = None,
     autofocus: bool = False,
@@ -159,7 +160,13 @@ def _Field(
         can_reveal_password=password,
         multiline=multiline,
         min_lines=2 if multiline else None,
-        keyboard_type=ft.KeyboardType.NUMBER if number else ft.KeyboardType.URL if url else None,
+        keyboard_type=ft.KeyboardType.NUMBER
+        if number
+        else ft.KeyboardType.PHONE
+        if phone
+        else ft.KeyboardType.URL
+        if url
+        else None,
         prefix_icon=icon,
         autofocus=autofocus,
     )

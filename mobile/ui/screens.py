@@ -154,6 +154,41 @@ FILTER_KEYS = {
 }
 
 
+def new_customer_sheet(state: AppState) -> ft.Control:
+    rows: list[ft.Control] = [
+        Field("customer-name", state.tr("customer.name"), "", state.set_draft_text, autofocus=True),
+        Field("customer-phone", state.tr("customer.phone"), "", state.set_draft_phone, phone=True),
+    ]
+    if state.sheet_error:
+        rows.append(ft.Text(state.sheet_error, color=ft.Colors.RED_700, key="sheet-error"))
+    buttons: list[ft.Control] = [
+        ft.FilledButton(
+            key="sheet-save", content=ft.Text(state.tr("action.save")), on_click=lambda e: state.save_customer()
+        ),
+        ft.TextButton(
+            key="sheet-cancel", content=ft.Text(state.tr("action.cancel")), on_click=lambda e: state.close_sheet()
+        ),
+    ]
+    if state.duplicate_id:
+        card = state.card(state.duplicate_id)
+        name = card.profile["name"] if card else ""
+        buttons.append(
+            ft.OutlinedButton(
+                key="open-duplicate",
+                content=ft.Text(state.tr("customer.open_duplicate", name=name)),
+                on_click=lambda e, cid=state.duplicate_id: state.open_customer(cid),
+            )
+        )
+    rows.append(ft.Row(buttons, wrap=True, spacing=8))
+    return ft.Container(
+        ft.Column(rows, spacing=8),
+        padding=12,
+        border_radius=12,
+        border=ft.Border.all(1, ft.Colors.BLUE_200),
+        key="sheet",
+    )
+
+
 @ft.component
 def CustomersScreen(state: AppState) -> ft.Control:
     hits = state.hits()
@@ -167,7 +202,28 @@ def CustomersScreen(state: AppState) -> ft.Control:
         for name in FILTERS
     ]
     rows: list[ft.Control] = [
-        Field("customer-search", state.tr("customers.search"), state.seed_query, state.search, icon=ft.Icons.SEARCH),
+        ft.Row(
+            [
+                ft.Container(
+                    Field(
+                        "customer-search",
+                        state.tr("customers.search"),
+                        state.seed_query,
+                        state.search,
+                        icon=ft.Icons.SEARCH,
+                    ),
+                    expand=True,
+                ),
+                ft.FilledButton(
+                    key="new-customer",
+                    icon=ft.Icons.PERSON_ADD,
+                    content=ft.Text(state.tr("customer.new")),
+                    on_click=lambda e: state.new_customer(),
+                    height=BIG,
+                ),
+            ]
+        ),
+        *([new_customer_sheet(state)] if state.sheet == "customer" else []),
         ft.Row(chips, wrap=True, spacing=6),
         muted(
             state.tr("customers.first", count=len(hits))
