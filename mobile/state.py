@@ -491,7 +491,7 @@ class AppState:
         them; a number another customer already has is refused with that customer to open."""
         name = self.draft_text.strip()
         if not name:
-            self.sheet_error = self.tr("customer.name_needed")
+            self.sheet_error = self.tr("walkin.name_needed")
             return False
         phone = self.draft_phone.strip() or None
         self.duplicate_id = None
@@ -499,7 +499,7 @@ class AppState:
             try:
                 _, digits = normalise_phone(phone)
             except PhoneError:
-                self.sheet_error = self.tr("customer.bad_phone", value=phone)
+                self.sheet_error = self.tr("walkin.bad_phone", value=phone)
                 return False
             row = fetch_one(
                 self.replica.db,
@@ -509,11 +509,11 @@ class AppState:
             )
             if row is not None:
                 self.duplicate_id = row["id"]
-                self.sheet_error = self.tr("customer.duplicate", name=row["name"])
+                self.sheet_error = self.tr("walkin.duplicate", name=row["name"])
                 return False
         created: list[Any] = []
         if not self._edit(
-            lambda: created.append(self.replica.create_customer(name, phone=phone)), self.tr("customer.created")
+            lambda: created.append(self.replica.create_customer(name, phone=phone)), self.tr("walkin.created")
         ):
             return False
         toast = self.toast

@@ -156,8 +156,8 @@ FILTER_KEYS = {
 
 def new_customer_sheet(state: AppState) -> ft.Control:
     rows: list[ft.Control] = [
-        Field("customer-name", state.tr("customer.name"), "", state.set_draft_text, autofocus=True),
-        Field("customer-phone", state.tr("customer.phone"), "", state.set_draft_phone, phone=True),
+        Field("customer-name", state.tr("walkin.name"), "", state.set_draft_text, autofocus=True),
+        Field("customer-phone", state.tr("walkin.phone"), "", state.set_draft_phone, phone=True),
     ]
     if state.sheet_error:
         rows.append(ft.Text(state.sheet_error, color=ft.Colors.RED_700, key="sheet-error"))
@@ -175,7 +175,7 @@ def new_customer_sheet(state: AppState) -> ft.Control:
         buttons.append(
             ft.OutlinedButton(
                 key="open-duplicate",
-                content=ft.Text(state.tr("customer.open_duplicate", name=name)),
+                content=ft.Text(state.tr("walkin.open_duplicate", name=name)),
                 on_click=lambda e, cid=state.duplicate_id: state.open_customer(cid),
             )
         )
@@ -217,7 +217,7 @@ def CustomersScreen(state: AppState) -> ft.Control:
                 ft.FilledButton(
                     key="new-customer",
                     icon=ft.Icons.PERSON_ADD,
-                    content=ft.Text(state.tr("customer.new")),
+                    content=ft.Text(state.tr("walkin.new")),
                     on_click=lambda e: state.new_customer(),
                     height=BIG,
                 ),
