@@ -59,7 +59,7 @@ ZH: dict[str, str] = {
     "today.overdue": "已逾期",
     "today.due": "到期 {time}",
     "today.complete": "完成",
-    "today.snooze": "延后",
+    "today.snooze": "延后 1 小时",
     "today.snooze_1h": "1 小时后",
     "today.snooze_tomorrow": "明天上午",
     "today.open_customer": "客户",
@@ -77,6 +77,15 @@ ZH: dict[str, str] = {
     "customers.none": "没有找到客户",
     "customers.count": "{count} 位客户",
     "customers.first": "显示前 {count} 位，输入姓名或号码缩小范围",
+    "refused.amount": "金额不对：请填不小于 0 的数字，最多两位小数（例如 12800 或 12800.50）",
+    "refused.until": "延后时间要在将来，最多 90 天",
+    "refused.lost_reason": "输单需要填写原因",
+    "refused.stage": "这个商机不能这样推进（已关闭，或已在这个阶段）",
+    "refused.task_id": "这个任务已经完成了",
+    "refused.number": "这个号码不对，或客户已经有这个号码",
+    "refused.phone": "手机号不对",
+    "refused.tag": "标签为空，或客户已经有这个标签",
+    "refused.name": "姓名不能为空",
     "walkin.new": "新客户",
     "walkin.name": "姓名",
     "walkin.phone": "手机号（可不填）",
@@ -261,7 +270,7 @@ EN: dict[str, str] = {
     "today.overdue": "Overdue",
     "today.due": "Due {time}",
     "today.complete": "Done",
-    "today.snooze": "Snooze",
+    "today.snooze": "Snooze 1 h",
     "today.snooze_1h": "In 1 hour",
     "today.snooze_tomorrow": "Tomorrow morning",
     "today.open_customer": "Customer",
@@ -278,6 +287,15 @@ EN: dict[str, str] = {
     "customers.none": "No customers found",
     "customers.count": "{count} customers",
     "customers.first": "First {count} shown; type a name or number to narrow down",
+    "refused.amount": "Amount: a number not below 0 with at most two decimals (e.g. 12800 or 12800.50)",
+    "refused.until": "Snooze to a time in the future, at most 90 days ahead",
+    "refused.lost_reason": "A lost deal needs a reason",
+    "refused.stage": "This deal cannot move like that (closed, or already in that stage)",
+    "refused.task_id": "This task is already done",
+    "refused.number": "Not a valid number, or the customer already has it",
+    "refused.phone": "Not a valid mobile number",
+    "refused.tag": "The tag is empty, or the customer already has it",
+    "refused.name": "The name must not be empty",
     "walkin.new": "New customer",
     "walkin.name": "Name",
     "walkin.phone": "Mobile number (optional)",
@@ -424,6 +442,10 @@ def pick_locale(preferred: list[str] | tuple[str, ...] | str | None) -> str:
         if lang in CATALOGUES:
             return lang
     return DEFAULT_LOCALE
+
+
+def has_key(key: str) -> bool:
+    return key in ZH
 
 
 def t(locale: str, key: str, **values: object) -> str:

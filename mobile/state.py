@@ -30,7 +30,7 @@ import httpx
 
 from mobile import queries, times
 from mobile.engine import SyncEngine, SyncStatus
-from mobile.i18n import DEFAULT_LOCALE, t
+from mobile.i18n import DEFAULT_LOCALE, has_key, t
 from mobile.mutators import MutationError, fetch_one
 from mobile.replica import ConflictEntry, OutboxEntry, Replica
 from mobile.session import Credentials, CredentialStore, LoginError, Session, normalise_server_url
@@ -578,12 +578,21 @@ class AppState:
 
     # --- edits (all through the outbox) ------------------------------------------------------------
 
+    def refusal(self, exc: MutationError) -> str:
+        """Why the phone refused an edit, in the rep's words where the field says it (the
+        validation's own sentence otherwise)."""
+        key = f"refused.{exc.field}"
+        if exc.field and has_key(key):
+            return self.tr(key)
+        return str(exc)
+
     def _edit(self, make: Callable[[], Any], done: str) -> bool:
         try:
             make()
         except MutationError as exc:
-            self.sheet_error = str(exc)
-            self.toast = self.tr("action.failed", message=str(exc))
+            message = self.refusal(exc)
+            self.sheet_error = message
+            self.toast = self.tr("action.failed", message=message)
             return False
         self.sheet, self.sheet_error, self.draft_text, self.draft_amount = None, None, "", ""
         self.toast = done

@@ -170,6 +170,9 @@ DYNAMIC: dict[str, set[str]] = {
     "sync.reason.": {"offline", "error"},  # the sync page explains these two
     "action.due_": set(state.DUE_CHOICES),
     "mut.": set(proto.MUTATION_ARGS),
+    # why the phone refused an edit: the fields a rep's own actions can trip (others fall back to
+    # the validation's sentence)
+    "refused.": {"amount", "until", "lost_reason", "stage", "task_id", "number", "phone", "tag", "name"},
 }
 
 

@@ -693,7 +693,8 @@ async def test_an_opportunity_with_a_bad_amount_is_refused_and_nothing_is_queued
     state.open_sheet("opportunity")
     state.draft_text, state.draft_amount = "整套卧室家具", amount
     assert state.save_opportunity(cid) is False
-    assert state.sheet == "opportunity" and state.sheet_error and "amount" in state.sheet_error
+    assert state.sheet == "opportunity" and state.sheet_error == state.tr("refused.amount")
+    assert state.sheet_error.startswith("金额不对")
     assert state.toast.startswith(state.tr("action.failed", message=""))
     assert queued(state, before) == [] and state.pending == 0
     assert len(state.card(cid).opportunities) == opportunities
@@ -779,7 +780,7 @@ async def test_moving_an_opportunity_through_the_stages_and_losing_it_with_a_rea
     # A closed deal does not move again.
     before = outbox_ids(state)
     assert state.move_stage(oid, "won") is False
-    assert "closed" in state.sheet_error and queued(state, before) == []
+    assert state.sheet_error == state.tr("refused.stage") and queued(state, before) == []
     assert state.move_stage(oid, "no-such-stage") is False and queued(state, before) == []
 
 

@@ -162,7 +162,7 @@ async def test_today_shows_the_groups_in_chinese_with_their_buttons(rep):
             tile = find(tree, key=f"task-{task.id}")
             assert task.title in texts(tile)
             assert texts(find(tree, key=f"complete-{task.id}")) == ["完成"]
-            assert texts(find(tree, key=f"snooze-{task.id}")) == ["延后"]
+            assert texts(find(tree, key=f"snooze-{task.id}")) == ["延后 1 小时"]
             due = "已逾期" if task.overdue else f"到期 {times.parse(task.due_at).astimezone(TZ):%H:%M}"
             assert any(due in t for t in texts(tile)), (due, texts(tile))
     assert badge(tree) == "已同步"
@@ -342,7 +342,7 @@ async def test_the_quick_actions_show_at_once_and_the_badge_counts_them(rep):
     await change(find(tree, key="sheet-amount"), "abc")
     await click(find(tree, key="sheet-save"))
     tree = shell(state, CardScreen, cid)
-    assert "amount" in find(tree, key="sheet-error").value and badge(tree) == "待上传 3"
+    assert find(tree, key="sheet-error").value.startswith("金额不对") and badge(tree) == "待上传 3"
     assert (state.draft_text, state.draft_amount) == ("主卧衣柜", "abc")  # kept, to be corrected
     await change(find(tree, key="sheet-amount"), "8800")
     await click(find(tree, key="sheet-save"))
@@ -614,7 +614,7 @@ async def test_the_screens_speak_english_when_asked(rep):
 
     tree = shell(state, TodayScreen)
     shown = texts(tree)
-    assert shown[0] == "Today" and "Synced" in shown and "Done" in shown and "Snooze" in shown
+    assert shown[0] == "Today" and "Synced" in shown and "Done" in shown and "Snooze 1 h" in shown
     assert [d.label for d in find(tree, key="nav").destinations] == ["Today", "Customers", "Messages", "Sync"]
     groups = dict(state.today())
     if "stage_reminder" in groups:

@@ -99,6 +99,12 @@ def task_tile(state: AppState, task: queries.TaskView) -> ft.Control:
             height=40,
             tooltip=state.tr("today.snooze_1h"),
         ),
+        ft.OutlinedButton(
+            key=f"snooze-tomorrow-{task.id}",
+            content=ft.Text(state.tr("today.snooze_tomorrow")),
+            on_click=lambda e: state.snooze_task(task, "tomorrow"),
+            height=40,
+        ),
     ]
     if task.customer_id:
         actions.append(
