@@ -73,9 +73,12 @@ async def stop() -> None:
         await eng.close_connection_pool()
 
 
-async def insert_many(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+async def insert_many(
+    table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, on_conflict: str | None = None
+) -> None:
     """Insert ``rows`` inside the current transaction straight through the driver (asyncpg's
-    pipelined executemany, sqlite3's executemany): no ORM objects on a hot path."""
+    pipelined executemany, sqlite3's executemany): no ORM objects on a hot path. ``on_conflict``:
+    a unique column whose clashes are skipped (ON CONFLICT … DO NOTHING, both engines)."""
     if not rows:
         return
     txn = engine().current_transaction.get()
@@ -86,7 +89,8 @@ async def insert_many(table: str, columns: Sequence[str], rows: Sequence[Sequenc
         marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
     else:
         marks = ", ".join("?" * len(columns))
-    await txn.connection.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})', rows)
+    tail = f' ON CONFLICT ("{on_conflict}") DO NOTHING' if on_conflict else ""
+    await txn.connection.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks}){tail}', rows)
 
 
 def _numbered(sql: str) -> str:

@@ -11,6 +11,7 @@ from server.customers.tables import Customer, CustomerIdentity, CustomerPhone, C
 from server.interactions.tables import Interaction
 from server.opportunities.tables import Opportunity, PipelineStage, StageHistory
 from server.orders.tables import Order, OrderLine
+from server.rules.tables import Rule, RuleStore
 from server.stores.tables import Region, Store
 from server.sync.tables import ScopeVersion, SyncClient, SyncConflict, SyncMutation
 from server.tasks.tables import Task
@@ -36,6 +37,8 @@ TABLES = [
     StageHistory,
     Task,
     Complaint,
+    Rule,
+    RuleStore,
     SyncClient,
     SyncMutation,
     SyncConflict,

@@ -40,10 +40,18 @@ JOBS = [
 ]
 
 
-def build_scheduler() -> AsyncIOScheduler:
+RULES_JOB = ("rules.sweep", "server.rules.jobs:sweep")
+
+
+def build_scheduler(settings: Settings | None = None) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(job_defaults=JOB_DEFAULTS, timezone="UTC")
     for job_id, ref, seconds in JOBS:
         scheduler.add_job(ref, "interval", seconds=seconds, id=job_id, replace_existing=True)
+    if settings is not None and settings.rules_sweep_seconds > 0:
+        # Set-based: one query per rule per run. A late or missed run simply catches up (the
+        # tasks' unique keys make a second run create nothing); coalesce keeps it to one run.
+        job_id, ref = RULES_JOB
+        scheduler.add_job(ref, "interval", seconds=settings.rules_sweep_seconds, id=job_id, replace_existing=True)
     return scheduler
 
 
@@ -112,7 +120,7 @@ async def run_as_leader(
         if settings.is_sqlite
         else _AdvisoryLock(settings.database_url.replace("postgres://", "postgresql://", 1))
     )
-    scheduler = build_scheduler()
+    scheduler = build_scheduler(settings)
     scheduler.start(paused=True)
     leading = False
     try:

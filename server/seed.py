@@ -1366,7 +1366,10 @@ async def seed_demo(
             if writing is not None and not writing.done():
                 writing.cancel()
                 await asyncio.gather(writing, return_exceptions=True)
-    return {table: counts.get(table, 0) for table in TABLES.values()}
+    from server.rules.service import ensure_defaults
+
+    counts["rules"] = await ensure_defaults()  # the default rules, every one on for every store
+    return {**{table: counts.get(table, 0) for table in TABLES.values()}, "rules": counts["rules"]}
 
 
 __all__ = ["DEMO_PASSWORD", "database_is_empty", "seed_demo"]

@@ -41,6 +41,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     login_max_failures_per_address: int = 30
     # Connections the PostgreSQL pool keeps per process.
     db_pool_size: int = 10
+    # How often the leader sweeps the rules (seconds); 0 turns the sweep off (tests that need a
+    # fixed task list run their servers so).
+    rules_sweep_seconds: int = 60
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

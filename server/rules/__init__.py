@@ -1,0 +1,1 @@
+"""Rules as data: what generates follow-up tasks and reminders, swept set-wise every minute."""
