@@ -20,6 +20,7 @@ from server.customers.controller import CustomerController
 from server.errors import DomainError, RateLimited, Unauthorized
 from server.interactions.controller import InteractionController
 from server.opportunities.controller import OpportunityController, PipelineController
+from server.rules.controller import RuleController
 from server.settings import Settings
 from server.stores.controller import StoreController
 from server.sync.controller import SyncController
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> Litestar:
             TaskController,
             InteractionController,
             SyncController,
+            RuleController,
         ],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -326,3 +326,35 @@ class InteractionCreate(Write):
     occurred_at: dt.datetime | None = None  # defaults to now
     duration_seconds: Annotated[int, msgspec.Meta(ge=0, le=86_400)] | None = None
     body: LongText = ""
+
+
+# --- rules ------------------------------------------------------------------------------------------
+
+
+class RuleStoreOut(Read):
+    store_id: uuid.UUID
+    enabled: bool
+    params: dict[str, Any] = {}
+
+
+class RuleOut(Read):
+    code: str
+    enabled: bool  # the default for stores without a switch of their own
+    params: dict[str, Any]
+    title_zh: str
+    title_en: str
+    cooldown_hours: int
+    stores: list[RuleStoreOut] = []  # the switches of the stores the caller sees
+
+
+class RulePatch(Write):
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    params: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    title_zh: Text | msgspec.UnsetType = msgspec.UNSET
+    title_en: Text | msgspec.UnsetType = msgspec.UNSET
+    cooldown_hours: Annotated[int, msgspec.Meta(ge=0, le=8760)] | msgspec.UnsetType = msgspec.UNSET
+
+
+class RuleStoreSwitch(Write):
+    enabled: bool
+    params: dict[str, Any] = {}

@@ -711,3 +711,147 @@ async def _insert(store_id: str, rows: list[tuple]) -> None:
             first = last - len(chunk) + 1
             numbered = [(r[0], first + n, *r[2:]) for n, r in enumerate(chunk)]
             await db.insert_many("tasks", TASK_COLUMNS, numbered, on_conflict="dedupe_key")
+
+
+# --- what an admin (or a store's manager) edits --------------------------------------------------------
+
+# Title placeholders each rule fills in (an admin's template may use any of them, no others).
+SAMPLE_VALUES: dict[str, Any] = {
+    "title": "岩板餐桌",
+    "stage": "方案报价",
+    "stage_en": "Proposal",
+    "days": 7,
+    "owner": "李娜",
+    "date": "2026-12-31",
+    "customer": "王芳",
+    "category": "床垫",
+    "category_en": "Mattress",
+    "minutes": 5,
+}
+
+
+def _check_params(code: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Only the thresholds the rule knows, each a whole number in a sane range (idle days per
+    stage for the stage rules)."""
+    from server.errors import Invalid
+
+    known = SPECS[code].params
+    for key, value in params.items():
+        if key not in known:
+            raise Invalid(f"rule {code} has no threshold {key!r}; it has: {', '.join(sorted(known))}", field="params")
+        if key == "idle_days":
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 365
+                for k, v in value.items()
+            ):
+                raise Invalid("idle_days maps stage codes to whole days from 1 to 365", field="params")
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100_000:
+            raise Invalid(f"{key} must be a whole number from 1 to 100000", field="params")
+    return params
+
+
+def _check_title(template: str, field: str) -> str:
+    from server.errors import Invalid
+
+    try:
+        template.format(**SAMPLE_VALUES)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise Invalid(
+            f"the title uses an unknown value {exc}; it may use {{{'}, {'.join(sorted(SAMPLE_VALUES))}}}", field=field
+        ) from None
+    return template.strip()
+
+
+async def list_rules(*, caller: Any) -> list[Any]:
+    from shared.wire import RuleOut, RuleStoreOut
+
+    await ensure_defaults()
+    params: list[object] = []
+    where = caller.store_filter("store_id", params)
+    switches: dict[str, list[RuleStoreOut]] = {}
+    for r in await RuleStore.raw(f"SELECT rule_id, store_id, enabled, params FROM rule_stores WHERE {where}", *params):
+        switches.setdefault(str(r["rule_id"]), []).append(
+            RuleStoreOut(store_id=uuid.UUID(str(r["store_id"])), enabled=bool(r["enabled"]), params=_json(r["params"]))
+        )
+    return [
+        RuleOut(
+            code=r["code"],
+            enabled=bool(r["enabled"]),
+            params={**SPECS[r["code"]].params, **_json(r["params"])},
+            title_zh=r["title_zh"],
+            title_en=r["title_en"],
+            cooldown_hours=int(r["cooldown_hours"] or 0),
+            stores=switches.get(str(r["id"]), []),
+        )
+        for r in await Rule.raw("SELECT * FROM rules ORDER BY code")
+        if r["code"] in SPECS
+    ]
+
+
+async def _rule(code: str) -> dict[str, Any]:
+    from server.errors import NotFound
+
+    await ensure_defaults()
+    rows = await Rule.raw("SELECT * FROM rules WHERE code = {}", code)
+    if not rows or code not in SPECS:
+        raise NotFound(f"rule {code} not found")
+    return rows[0]
+
+
+async def patch_rule(*, caller: Any, code: str, data: Any) -> Any:
+    """The chain-wide settings of a rule: admin only."""
+    import msgspec
+
+    from server.errors import Forbidden, Invalid
+
+    if caller.role != Role.ADMIN:
+        raise Forbidden("only an admin changes a rule for the whole chain; a store's manager switches it per store")
+    rule = await _rule(code)
+    changes: dict[str, Any] = {}
+    if data.enabled is not msgspec.UNSET:
+        changes["enabled"] = data.enabled
+    if data.params is not msgspec.UNSET:
+        changes["params"] = json.dumps(_check_params(code, data.params), ensure_ascii=False)
+    if data.title_zh is not msgspec.UNSET:
+        changes["title_zh"] = _check_title(data.title_zh, "title_zh")
+    if data.title_en is not msgspec.UNSET:
+        changes["title_en"] = _check_title(data.title_en, "title_en")
+    if data.cooldown_hours is not msgspec.UNSET:
+        changes["cooldown_hours"] = data.cooldown_hours
+    if not changes:
+        raise Invalid("nothing to change: send enabled, params, title_zh, title_en or cooldown_hours")
+    sets = ", ".join(f"{k} = {{}}" for k in changes)
+    await Rule.raw(
+        f"UPDATE rules SET {sets}, updated_at = {{}} WHERE id = {{}}",
+        *changes.values(),
+        dt.datetime.now(dt.UTC),
+        rule["id"],
+    )
+    return next(r for r in await list_rules(caller=caller) if r.code == code)
+
+
+async def switch_store(*, caller: Any, code: str, store_id: uuid.UUID, data: Any | None) -> Any:
+    """A store's own switch (``data`` None: back to the rule's default). Admin, the store's
+    regional manager or its store manager; a store outside the caller's scope answers 404."""
+    from server.errors import Forbidden
+
+    rule = await _rule(code)
+    caller.require(store_id, "store", store_id)
+    if caller.role == Role.REP:
+        raise Forbidden("a rep cannot switch rules; ask the store manager")
+    now = dt.datetime.now(dt.UTC)
+    async with db.transaction():
+        await RuleStore.raw("DELETE FROM rule_stores WHERE rule_id = {} AND store_id = {}", rule["id"], store_id)
+        if data is not None:
+            await RuleStore.raw(
+                "INSERT INTO rule_stores (id, rule_id, store_id, enabled, params, updated_at) "
+                "VALUES ({}, {}, {}, {}, {}, {})",
+                uuid7(),
+                rule["id"],
+                store_id,
+                data.enabled,
+                json.dumps(_check_params(code, data.params), ensure_ascii=False),
+                now,
+            )
+    return next(r for r in await list_rules(caller=caller) if r.code == code)
