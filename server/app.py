@@ -18,6 +18,7 @@ from server.auth.controller import AuthController, UserController
 from server.auth.scope import Caller
 from server.customers.controller import CustomerController
 from server.errors import DomainError, RateLimited, Unauthorized
+from server.events.controller import EventController
 from server.interactions.controller import InteractionController
 from server.opportunities.controller import OpportunityController, PipelineController
 from server.rules.controller import RuleController
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> Litestar:
             InteractionController,
             SyncController,
             RuleController,
+            EventController,
         ],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),

@@ -44,6 +44,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # How often the leader sweeps the rules (seconds); 0 turns the sweep off (tests that need a
     # fixed task list run their servers so).
     rules_sweep_seconds: int = 60
+    # Keys that sign behaviour events (POST /api/events), one per source system:
+    # "pos=…,online_shop=…,wechat=…,call_centre=…". Empty: the demo keys "<source>-demo-key"
+    # (refused in production).
+    event_keys: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -71,6 +75,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return self.database_url.startswith("sqlite")
 
     @property
+    def event_key_map(self) -> dict[str, bytes]:
+        if not self.event_keys:
+            return {s: f"{s}-demo-key".encode() for s in ("pos", "online_shop", "wechat", "call_centre")}
+        pairs = (p.partition("=") for p in self.event_keys.split(",") if p.strip())
+        return {s.strip(): k.strip().encode() for s, _, k in pairs}
+
+    @property
     def sqlite_path(self) -> Path:
         return Path(self.database_url.removeprefix("sqlite:///"))
 
@@ -82,6 +93,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 "FLOORWALKER_SECRET_KEY is a placeholder or shorter than 32 characters; "
                 "set a long random value (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        if self.mode == "production" and not self.event_keys:
+            raise SettingsError(
+                "FLOORWALKER_EVENT_KEYS is empty: set one long random key per source (pos=…,online_shop=…)"
+            )
+        for part in filter(None, (p.strip() for p in self.event_keys.split(","))):
+            source, _, key = part.partition("=")
+            if not source.strip() or len(key.strip()) < (32 if self.mode == "production" else 8):
+                raise SettingsError(f"FLOORWALKER_EVENT_KEYS: {source or part!r} needs a key (source=key, long enough)")
         if not (1 <= self.access_token_minutes <= 15):
             raise SettingsError("FLOORWALKER_ACCESS_TOKEN_MINUTES must be between 1 and 15")
         if not (

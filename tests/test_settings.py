@@ -18,8 +18,14 @@ def test_production_refuses_the_placeholder_secret():
         Settings.from_env({"FLOORWALKER_MODE": "production"})
     with pytest.raises(SettingsError, match="FLOORWALKER_SECRET_KEY"):
         Settings.from_env({"FLOORWALKER_MODE": "production", "FLOORWALKER_SECRET_KEY": "change-me"})
-    ok = Settings.from_env({"FLOORWALKER_MODE": "production", "FLOORWALKER_SECRET_KEY": "x" * 40})
-    assert ok.mode == "production"
+    keys = ",".join(f"{s}={'k' * 40}" for s in ("pos", "online_shop", "wechat", "call_centre"))
+    production = {"FLOORWALKER_MODE": "production", "FLOORWALKER_SECRET_KEY": "x" * 40}
+    with pytest.raises(SettingsError, match="FLOORWALKER_EVENT_KEYS"):
+        Settings.from_env(production)  # the events' demo keys are refused too
+    with pytest.raises(SettingsError, match="pos"):
+        Settings.from_env({**production, "FLOORWALKER_EVENT_KEYS": "pos=short"})
+    ok = Settings.from_env({**production, "FLOORWALKER_EVENT_KEYS": keys})
+    assert ok.mode == "production" and set(ok.event_key_map) == {"pos", "online_shop", "wechat", "call_centre"}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Behaviour events from the store systems, the online shop, WeChat and the call centre."""
