@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--demo", action="store_true", required=True, help="the demo chain of REQUIREMENTS.md")
     seed.add_argument("--customers", type=_positive, default=None, help="number of customers (default about 600)")
     seed.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep = sub.add_parser("sweep", help="run every enabled rule once now and print what it created")
+    sweep.add_argument("--rule", action="append", default=None, help="only this rule (repeatable)")
     run = sub.add_parser("run", help="everything on one machine: migrate, demo data, API, scheduler")
     run.add_argument("--host", default=None)
     run.add_argument("--port", type=int, default=None)
@@ -208,6 +210,27 @@ def _app(settings: Settings, *, web: bool, host: str, port: int) -> int:
     return 0
 
 
+async def _sweep(settings: Settings, rules: list[str] | None) -> int:
+    import json
+
+    from server import db
+    from server.rules.service import SPECS, sweep
+
+    unknown = sorted(set(rules or ()) - set(SPECS))
+    if unknown:
+        print(
+            f"floorwalker sweep: unknown rule {', '.join(unknown)}; rules: {', '.join(sorted(SPECS))}", file=sys.stderr
+        )
+        return 2
+    await db.start(settings)
+    try:
+        result = await sweep(codes=rules)
+    finally:
+        await db.stop()
+    print(json.dumps({"created": result.created, "total": result.total, "seconds": round(result.seconds, 3)}))
+    return 0
+
+
 async def _worker(settings: Settings) -> int:
 
     from server import db
@@ -247,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "worker":
         return asyncio.run(_worker(settings))
+    if args.command == "sweep":
+        return asyncio.run(_sweep(settings, args.rule))
     if args.command == "run":
         return asyncio.run(_run(settings, host, args.port or settings.api_port))
     if args.command == "app":
