@@ -111,7 +111,9 @@ async def _top_up_interactions(target: int) -> None:
 class Server:
     """``floorwalker serve`` in its own process on a free loopback port, stopped by PID."""
 
-    def __init__(self) -> None:
+    def __init__(self, database_url: str = DATABASE_URL, env: dict[str, str] | None = None) -> None:
+        self.database_url = database_url
+        self.extra_env = env or {}
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
@@ -119,7 +121,12 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Server:
-        env = {**os.environ, "FLOORWALKER_DATABASE_URL": DATABASE_URL, "FLOORWALKER_MODE": "dev"}
+        env = {
+            **os.environ,
+            "FLOORWALKER_DATABASE_URL": self.database_url,
+            "FLOORWALKER_MODE": "dev",
+            **self.extra_env,
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port)],
             cwd=ROOT,

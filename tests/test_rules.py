@@ -30,6 +30,7 @@ from server.orders.tables import Order, OrderLine
 from server.rules.service import SPECS, dedupe_key, sweep, task_id
 from server.rules.tables import Rule, RuleStore
 from server.stores.tables import Region, Store
+from server.sync.service import current_version
 from server.sync.tables import ScopeVersion
 from server.tasks.tables import Task
 from shared.ids import uuid7
@@ -587,9 +588,12 @@ async def test_abandoned_cart_after_its_cooldown_reports_no_task_it_did_not_make
     assert await shop.sweep(first_sweep, "abandoned_cart") == {"abandoned_cart": 1}
 
     later = first_sweep + 73 * HOUR  # cooldown over; the cart is 4 days old, inside the lookback
+    version = await current_version(str(shop.id))
     created = await shop.sweep(later, "abandoned_cart")
     assert await Task.count().where(Task.customer_id == left.id) == 1
-    assert created == {"abandoned_cart": 0}, "the sweep counts a task it did not create"
+    moved = f"the store's version counter moved {version} → {await current_version(str(shop.id))}"
+    assert created == {"abandoned_cart": 0}, f"the sweep counts a task it did not create ({moved})"
+    assert await current_version(str(shop.id)) == version, moved
 
 
 async def test_vip_silent_after_30_days_without_contact(world):
@@ -916,6 +920,26 @@ async def test_per_store_switches_override_the_rules_default(world):
     assert result.created == {code: 1}
     assert await tasks_of(code, str(complaint_a))
     assert not await tasks_of(code, str(later_b))
+
+
+async def test_a_stores_own_thresholds_override_the_rules(world):
+    code = "no_follow_up"
+    a, b = await world.shop(), await world.shop()
+    in_a, in_b = await a.customer(), await b.customer()
+    visit_a = await a.interaction(in_a, "visit", BASE - 49 * HOUR)
+    visit_b = await b.interaction(in_b, "visit", BASE - 49 * HOUR)
+    rule = await Rule.select(Rule.id).where(Rule.code == code).first()
+    switch = RuleStore(id=uuid7(), rule_id=rule["id"], store_id=a.id, enabled=True, params=json.dumps({"hours": 72}))
+    await RuleStore.insert(switch)
+    try:
+        first = await sweep(BASE, codes=[code], stores=[a.id, b.id])
+        second = await sweep(BASE + 24 * HOUR, codes=[code], stores=[a.id, b.id])  # A's visit is 73 h old
+    finally:
+        await RuleStore.delete().where(RuleStore.id == switch.id)
+    assert first.created == {code: 1} and second.created == {code: 1}
+    (task_b,) = await tasks_of(code, str(visit_b))
+    (task_a,) = await tasks_of(code, str(visit_a))
+    assert task_b["created_at"] == BASE and task_a["created_at"] == BASE + 24 * HOUR
 
 
 async def test_every_rule_swept_twice_at_the_same_time_creates_nothing_the_second_time(world):
