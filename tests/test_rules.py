@@ -95,9 +95,7 @@ class Shop:
     async def customer(self, owner: Person | None = None) -> Person:
         person = Person(uuid7(), f"规测顾客{next(_names):04d}")
         owner = owner or self.rep
-        await Customer.insert(
-            Customer(id=person.id, version=0, store_id=self.id, owner_id=owner.id, name=person.name)
-        )
+        await Customer.insert(Customer(id=person.id, version=0, store_id=self.id, owner_id=owner.id, name=person.name))
         return person
 
     async def interaction(
@@ -665,7 +663,11 @@ async def test_complaint_history_within_60_minutes_and_a_solution_within_120(wor
     opened = BASE - 2 * HOUR  # Wednesday 12:00
     late = await shop.complaint(customer, opened)
     in_time = await shop.complaint(
-        customer, opened, status="in_progress", history_retrieved_at=opened + 30 * MIN, first_response_at=opened + 90 * MIN
+        customer,
+        opened,
+        status="in_progress",
+        history_retrieved_at=opened + 30 * MIN,
+        first_response_at=opened + 90 * MIN,
     )
     codes = ("complaint_history", "complaint_solution")
 
@@ -710,9 +712,7 @@ async def test_complaint_callback_due_24_hours_after_solving_within_opening_hour
 
     assert await shop.sweep(BASE - HOUR - MIN, "complaint_callback") == {"complaint_callback": 0}  # not solved yet
     solved_at = BASE - HOUR  # Wednesday 13:00
-    await Complaint.update({Complaint.status: "solved", Complaint.solved_at: solved_at}).where(
-        Complaint.id == solving
-    )
+    await Complaint.update({Complaint.status: "solved", Complaint.solved_at: solved_at}).where(Complaint.id == solving)
     assert await shop.sweep(BASE, "complaint_callback") == {"complaint_callback": 1}
     await the_task(
         "complaint_callback",

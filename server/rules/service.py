@@ -460,6 +460,9 @@ async def _browse_interest(plan: Plan, now: dt.datetime) -> list[Found]:
         f"WHERE i.kind = 'browse' AND i.deleted = false AND i.store_id IN ({_in(ids)}) "
         "AND i.duration_seconds >= {} AND i.occurred_at >= {} AND i.occurred_at <= {} "
         + _cooldown_clause("i", "CAST(i.customer_id AS TEXT) || ':' || COALESCE(CAST(i.category_id AS TEXT), '-')")
+        + _made_clause(
+            "CAST(i.customer_id AS TEXT) || ':' || COALESCE(CAST(i.category_id AS TEXT), '-')", "CAST(i.id AS TEXT)"
+        )
         + " ORDER BY i.occurred_at",
         *ids,
         minutes * 60,
@@ -467,6 +470,7 @@ async def _browse_interest(plan: Plan, now: dt.datetime) -> list[Found]:
         now,
         f"{plan.spec.code}:",
         now - dt.timedelta(hours=plan.cooldown_hours),
+        f"{plan.spec.code}:",
     )
     return [
         _customer_row(
@@ -492,6 +496,12 @@ def _cooldown_clause(alias: str, who: str) -> str:
     )
 
 
+def _made_clause(who: str, event: str) -> str:
+    """Not made already: no task under this very key (the cooldown alone would let an old event
+    be found again once the cooldown is over)."""
+    return f" AND NOT EXISTS (SELECT 1 FROM tasks k WHERE k.dedupe_key = {{}} || {who} || ':' || {event})"
+
+
 async def _abandoned_cart(plan: Plan, now: dt.datetime) -> list[Found]:
     ids = _ids(plan.stores)
     since = now - dt.timedelta(hours=int(plan.params["hours"]))
@@ -501,12 +511,16 @@ async def _abandoned_cart(plan: Plan, now: dt.datetime) -> list[Found]:
         f"WHERE i.kind = 'cart' AND i.deleted = false AND i.store_id IN ({_in(ids)}) "
         "AND i.occurred_at < {} AND i.occurred_at >= {} "
         "AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = i.customer_id AND o.ordered_at > i.occurred_at "
-        "AND o.deleted = false) " + _cooldown_clause("i", "CAST(i.customer_id AS TEXT)") + " ORDER BY i.occurred_at",
+        "AND o.deleted = false) "
+        + _cooldown_clause("i", "CAST(i.customer_id AS TEXT)")
+        + _made_clause("CAST(i.customer_id AS TEXT)", "CAST(i.id AS TEXT)")
+        + " ORDER BY i.occurred_at",
         *ids,
         since,
         since - dt.timedelta(days=int(plan.params["lookback_days"])),
         f"{plan.spec.code}:",
         now - dt.timedelta(hours=plan.cooldown_hours),
+        f"{plan.spec.code}:",
     )
     return [
         _customer_row({**r, "subject": f"{r['who']}:{r['event']}"}, {"customer": r["name"]}, cooldown_subject=r["who"])
@@ -558,13 +572,16 @@ async def _repurchase_due(plan: Plan, now: dt.datetime) -> list[Found]:
         "JOIN categories g ON g.id = l.category_id "
         f"WHERE o.deleted = false AND o.store_id IN ({_in(ids)}) AND ({' OR '.join(terms)}) "
         "AND NOT EXISTS (SELECT 1 FROM order_lines l2 JOIN orders o2 ON o2.id = l2.order_id "
-        "WHERE o2.customer_id = o.customer_id AND l2.category_id = l.category_id AND o2.ordered_at > o.ordered_at) "
+        "WHERE o2.customer_id = o.customer_id AND l2.category_id = l.category_id AND o2.ordered_at > o.ordered_at "
+        "AND o2.deleted = false) "
         + _cooldown_clause("o", "CAST(o.customer_id AS TEXT) || ':' || CAST(l.category_id AS TEXT)")
+        + _made_clause("CAST(o.customer_id AS TEXT) || ':' || CAST(l.category_id AS TEXT)", "CAST(l.id AS TEXT)")
         + " ORDER BY o.ordered_at",
         *ids,
         *params,
         f"{plan.spec.code}:",
         now - dt.timedelta(hours=plan.cooldown_hours),
+        f"{plan.spec.code}:",
     )
     return [
         _customer_row(
