@@ -15,6 +15,8 @@ from server.customers.tables import Customer, CustomerIdentity, CustomerPhone
 from server.events.service import sign
 from server.interactions.tables import Interaction
 from server.stores.tables import Region, Store
+from server.sync.service import store_scope
+from server.sync.tables import ScopeVersion
 from server.tasks.tables import Task
 from shared.ids import uuid7
 
@@ -57,7 +59,14 @@ async def shop(demo):
                 id=uuid7(), store_id=store.id, customer_id=customer.id, kind="wechat_openid", value=openid
             ).save()
         customers.append(customer)
-    return {"store": store, "rep": rep, "customers": customers}
+    yield {"store": store, "rep": rep, "customers": customers}
+    # leave the shared demo database as it was (other modules count stores and rows)
+    await Task.delete().where(Task.store_id == store.id)
+    await Interaction.delete().where(Interaction.store_id == store.id)
+    await Customer.delete().where(Customer.store_id == store.id)  # phones and identities cascade
+    await User.delete().where(User.id == rep.id)
+    await ScopeVersion.delete().where(ScopeVersion.scope == store_scope(store.id))
+    await Store.delete().where(Store.id == store.id)
 
 
 def _event(source: str, event_id: str, **fields) -> dict:
