@@ -292,7 +292,15 @@ async def run_sweeps() -> tuple[list[tuple], dict[str, Any]]:
     _psql_in(DB_NAME, "VACUUM ANALYZE tasks")
     now = dt.datetime.now(dt.UTC)
     first, p1 = await _sweep(now)
-    second, p2 = await _sweep(now)  # at once: the statistics still think the tasks table is small
+    # A backlog is made in slices (MAX_NEW_PER_RULE per rule per sweep): sweep on at the same `now`
+    # until a sweep makes nothing; that last one is the idempotency check.
+    catch_up: list[Any] = []
+    while True:
+        result, _ = await _sweep(now)
+        catch_up.append(result)
+        if not result.total or len(catch_up) > 500:
+            break
+    second, p2 = await _sweep(now)
     # What autovacuum does within a minute or so of a bulk insert like the first sweep's.
     _psql_in(DB_NAME, "VACUUM ANALYZE tasks")
     later, p3 = await _sweep(now + dt.timedelta(seconds=60))
@@ -307,6 +315,7 @@ async def run_sweeps() -> tuple[list[tuple], dict[str, Any]]:
         "first": first,
         "second": second,
         "later": later,
+        "catch_up": catch_up,
         "probes": (p1, p2, p3),
     }
     return rows, summary
@@ -320,7 +329,7 @@ def print_sweeps(rows: list[tuple], summary: dict[str, Any], counts: dict[str, i
         f"{counts['opportunities (open)']:,} open opportunities)"
     )
     table.add_column("rule", no_wrap=True)
-    for header in ("1st: created", "1st: ms", "2nd: created", "2nd: ms", "+1 min: created", "+1 min: ms"):
+    for header in ("1st: created", "1st: ms", "after backlog: created", "ms", "+1 min: created", "+1 min: ms"):
         table.add_column(header, justify="right")
     for code, c1, q1, c2, q2, c3, q3 in rows:
         table.add_row(code, f"{c1:,}", f"{q1 * 1000:,.0f}", f"{c2:,}", f"{q2 * 1000:,.0f}", f"{c3:,}",
@@ -342,23 +351,34 @@ def print_sweeps(rows: list[tuple], summary: dict[str, Any], counts: dict[str, i
     verdicts = Table(title="2. sweep against the budgets")
     for header in ("measure", "result", "budget", "verdict"):
         verdicts.add_column(header)
+    catch_up = summary["catch_up"]
+    made = first.total + sum(r.total for r in catch_up)
+    slowest = max([first.seconds, *(r.seconds for r in catch_up)])
     ok_first = first.seconds <= SWEEP_BUDGET_S
+    ok_catch = slowest <= SWEEP_BUDGET_S and not catch_up[-1].total
     ok_second = second.total == 0
     ok_later = later.seconds <= SWEEP_BUDGET_S
     verdicts.add_row("full sweep (first, from no rule tasks)", f"{first.seconds:.2f} s, {first.total:,} tasks",
                      f"≤ {SWEEP_BUDGET_S:.0f} s", _verdict(ok_first))  # fmt: skip
-    verdicts.add_row("second sweep, same now", f"{second.seconds:.2f} s, {second.total:,} tasks", "0 tasks",
-                     _verdict(ok_second))  # fmt: skip
+    verdicts.add_row(
+        f"backlog: {len(catch_up)} more sweeps until one makes nothing",
+        f"{made:,} tasks in all; slowest sweep {slowest:.2f} s, all {sum(r.seconds for r in catch_up):.1f} s",
+        f"each ≤ {SWEEP_BUDGET_S:.0f} s",
+        _verdict(ok_catch),
+    )
+    verdicts.add_row("a sweep after the backlog, same now", f"{second.seconds:.2f} s, {second.total:,} tasks",
+                     "0 tasks", _verdict(ok_second))  # fmt: skip
     verdicts.add_row("next minute's sweep (now + 60 s)", f"{later.seconds:.2f} s, {later.total:,} tasks",
                      f"≤ {SWEEP_BUDGET_S:.0f} s", _verdict(ok_later))  # fmt: skip
     console.print(verdicts)
     console.print(f"  before the first sweep: deleted {summary['deleted']:,} tasks earlier runs made")
-    console.print("  the second sweep ran right after the first; VACUUM ANALYZE tasks (as autovacuum would) ran "
-                  "before the next minute's")  # fmt: skip
+    console.print("  the first sweep makes at most MAX_NEW_PER_RULE tasks per rule; the backlog sweeps follow at "
+                  "once (the scheduler would run them a minute apart); VACUUM ANALYZE tasks (as autovacuum would) "
+                  "ran before the next minute's")  # fmt: skip
     if not ok_second:
         console.print(f"[bold red]FAIL: the second sweep at the same now created {second.total:,} tasks: "
                       f"{ {k: v for k, v in second.created.items() if v} }[/bold red]")  # fmt: skip
-    return ok_second
+    return ok_second and bool(ok_catch)
 
 
 def _rest(result: Any, probe: Probe) -> str:

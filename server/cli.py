@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep = sub.add_parser("sweep", help="run every enabled rule once now and print what it created")
     sweep.add_argument("--rule", action="append", default=None, help="only this rule (repeatable)")
+    sweep.add_argument("--limit", type=int, default=None, help="new tasks per rule at most (0: all; default 5000)")
     run = sub.add_parser("run", help="everything on one machine: migrate, demo data, API, scheduler")
     run.add_argument("--host", default=None)
     run.add_argument("--port", type=int, default=None)
@@ -210,11 +211,11 @@ def _app(settings: Settings, *, web: bool, host: str, port: int) -> int:
     return 0
 
 
-async def _sweep(settings: Settings, rules: list[str] | None) -> int:
+async def _sweep(settings: Settings, rules: list[str] | None, limit: int | None) -> int:
     import json
 
     from server import db
-    from server.rules.service import SPECS, sweep
+    from server.rules.service import MAX_NEW_PER_RULE, SPECS, sweep
 
     unknown = sorted(set(rules or ()) - set(SPECS))
     if unknown:
@@ -224,10 +225,11 @@ async def _sweep(settings: Settings, rules: list[str] | None) -> int:
         return 2
     await db.start(settings)
     try:
-        result = await sweep(codes=rules)
+        result = await sweep(codes=rules, limit=MAX_NEW_PER_RULE if limit is None else max(0, limit))
     finally:
         await db.stop()
-    print(json.dumps({"created": result.created, "total": result.total, "seconds": round(result.seconds, 3)}))
+    summary = {"created": result.created, "total": result.total, "seconds": round(result.seconds, 3)}
+    print(json.dumps({**summary, "more_to_make": result.capped}))
     return 0
 
 
@@ -271,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return asyncio.run(_worker(settings))
     if args.command == "sweep":
-        return asyncio.run(_sweep(settings, args.rule))
+        return asyncio.run(_sweep(settings, args.rule, args.limit))
     if args.command == "run":
         return asyncio.run(_run(settings, host, args.port or settings.api_port))
     if args.command == "app":

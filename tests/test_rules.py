@@ -965,3 +965,17 @@ async def test_every_rule_swept_twice_at_the_same_time_creates_nothing_the_secon
     second = await sweep(BASE, stores=[shop.id])
     assert second.total == 0, second.created
     assert await Task.count().where(Task.dedupe_key.is_not_null()) == keyed
+
+
+async def test_a_backlog_is_made_in_slices_and_nothing_twice(world):
+    """Each rule makes at most ``limit`` tasks per sweep; the next sweeps make the rest; then 0."""
+    shop = await world.shop()
+    visit_at = BASE - 49 * HOUR
+    for _ in range(3):
+        await shop.interaction(await shop.customer(), "visit", visit_at)
+    made = []
+    for _ in range(4):
+        result = await sweep(BASE, codes=["no_follow_up"], stores=[shop.id], limit=2)
+        made.append((result.created["no_follow_up"], result.capped))
+    assert made == [(2, ["no_follow_up"]), (1, []), (0, []), (0, [])]
+    assert len(await keys_of(shop, "no_follow_up")) == 3

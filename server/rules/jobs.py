@@ -12,7 +12,7 @@ log = logging.getLogger("floorwalker.rules")
 async def sweep() -> None:
     log.info("rules: sweep started")
     result = await service.sweep()
-    log.info("rules: sweep done, %d new", result.total)
+    log.info("rules: sweep done, %d new%s", result.total, f"; more next time: {result.capped}" if result.capped else "")
     if result.total:
         log.info(
             "rules: %d tasks in %.2f s %s", result.total, result.seconds, {k: v for k, v in result.created.items() if v}
