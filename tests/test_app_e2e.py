@@ -28,6 +28,7 @@ from tests.webapp import (
     open_app,
     screenshot,
     sign_in,
+    tap_until,
     type_into,
 )
 
@@ -148,8 +149,9 @@ async def test_a_rep_works_through_an_outage_and_the_server_gets_each_edit_once(
         # log a visit and move the deal on, online
         await page.get_by_role("button", name="记到店").click()
         await page.get_by_text("已记录到店").wait_for()
-        await page.get_by_role("button", name="推进阶段").click()
-        await page.get_by_role("button", name=deal["next_name"], exact=True).click()
+        next_stage = page.get_by_role("button", name=deal["next_name"], exact=True)
+        await tap_until(page, page.get_by_role("button", name="推进阶段"), next_stage)
+        await next_stage.click()
         await page.get_by_text(f"已推进到「{deal['next_name']}」").wait_for()
         await page.get_by_text("已同步").wait_for(timeout=30_000)
         moved = (await http.get(f"/api/opportunities/{deal['id']}")).json()

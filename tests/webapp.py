@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.live import ROOT, free_port
 
@@ -162,3 +163,17 @@ async def type_into(page, label: str, text: str) -> None:
         if seen == text:
             return
     raise AssertionError(f"the field {label!r} holds {seen!r}, not {text!r}")
+
+
+async def tap_until(page, button, shows, attempts: int = 4, wait_ms: int = 5000) -> None:
+    """Tap ``button`` until ``shows`` (a locator) is on screen. Under load a tap on the
+    accessibility node can land while Flutter rebuilds that part of the screen and go nowhere; a
+    person taps again, and so does this. (Only for taps that are safe to repeat: opening a sheet.)"""
+    for _ in range(attempts):
+        await button.click()
+        try:
+            await shows.first.wait_for(timeout=wait_ms)
+            return
+        except PlaywrightTimeout:  # the tap went nowhere: tap again
+            continue
+    await shows.first.wait_for(timeout=wait_ms)
