@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import os
 import re
@@ -45,7 +46,8 @@ MESSAGES_SEEN = "messages_seen_at"
 RETRY_SECONDS = 10.0  # while offline or failing, try again this often (the poke stream also retries)
 FILTERS = ("mine", "high_value", "open_opportunity", "not_contacted")
 TASK_GROUPS = ("stage_reminder", "complaint_callback", "follow_up", "call", "visit", "other")
-SHEETS = ("note", "task", "opportunity", "move", "details", "customer")
+SHEETS = ("note", "task", "opportunity", "move", "details", "customer", "profile", "tag")
+PROFILE_FIELDS = ("name", "email", "city", "district", "address")
 DUE_CHOICES = ("today", "tomorrow", "week")
 
 
@@ -191,6 +193,8 @@ class AppState:
     seed_amount: str = ""
     seed_close: str = ""
     seed_contract: str = ""
+    profile_seed: dict[str, str] = dataclasses.field(default_factory=dict)  # the card as the form opened
+    profile_draft: dict[str, str] = dataclasses.field(default_factory=dict)
 
     # --- not observed: services -----------------------------------------------------------------
 
@@ -520,6 +524,55 @@ class AppState:
         self.go(f"/customers/{created[0]}")
         self.toast = toast
         return True
+
+    def edit_profile(self, customer_id: str) -> None:
+        """Open the card's details form with what the card shows now."""
+        card = self.card(customer_id)
+        self.open_sheet("profile")
+        values = {f: str((card.profile.get(f) if card else None) or "") for f in PROFILE_FIELDS}
+        self.profile_seed, self.profile_draft = dict(values), dict(values)
+
+    def set_profile_field(self, field: str, text: str) -> None:
+        self.profile_draft = {**self.profile_draft, field: text}
+
+    def profile_setter(self, field: str) -> Callable[[str], None]:
+        """The same callable every time (a text field re-renders only when its arguments change)."""
+        setters = self.__dict__.setdefault("_profile_setters", {})
+        if field not in setters:
+            setters[field] = functools.partial(self.set_profile_field, field)
+        return setters[field]
+
+    def save_profile(self, customer_id: str) -> bool:
+        """Only the fields the rep changed are sent (each merges on its own on the server, and an
+        edit made meanwhile elsewhere is detected against what this form showed)."""
+        changes = {
+            f: self.profile_draft.get(f, "").strip()
+            for f in PROFILE_FIELDS
+            if self.profile_draft.get(f, "").strip() != self.profile_seed.get(f, "").strip()
+        }
+        if "name" in changes and not changes["name"]:
+            self.sheet_error = self.tr("refused.name")
+            return False
+        email = changes.get("email")
+        if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            self.sheet_error = self.tr("profile.bad_email", value=email)
+            return False
+        if "email" in changes and not email:
+            changes["email"] = None
+        if not changes:
+            self.close_sheet()
+            return True
+        return self._edit(lambda: self.replica.update_customer(customer_id, **changes), self.tr("profile.saved"))
+
+    def add_tag(self, customer_id: str) -> bool:
+        tag = self.draft_text.strip()
+        if not tag:
+            self.sheet_error = self.tr("refused.tag")
+            return False
+        return self._edit(lambda: self.replica.add_tag(customer_id, tag), self.tr("tags.added", tag=tag))
+
+    def remove_tag(self, tag_id: str, tag: str) -> bool:
+        return self._edit(lambda: self.replica.remove_tag(tag_id), self.tr("tags.removed", tag=tag))
 
     def set_draft_close(self, text: str) -> None:
         self.draft_close = text

@@ -172,6 +172,7 @@ DYNAMIC: dict[str, set[str]] = {
     "mut.": set(proto.MUTATION_ARGS),
     # why the phone refused an edit: the fields a rep's own actions can trip (others fall back to
     # the validation's sentence)
+    "profile.": set(state.PROFILE_FIELDS),  # the card's details form labels its fields so
     "refused.": {"amount", "until", "lost_reason", "stage", "task_id", "number", "phone", "tag", "name"},
 }
 

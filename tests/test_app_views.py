@@ -717,3 +717,48 @@ async def test_a_walk_in_customer_is_created_from_the_list_and_a_known_number_is
     server_card = await Api(live_server.url).get(f"/api/customers/{cid}")
     assert server_card["profile"]["name"] == "门店新客 孔雀"
     assert [p["number"] for p in server_card["phones"]] == ["+8613900001234"]
+
+
+async def test_the_card_edits_the_customers_details_and_tags(rep, live_server):
+    from tests.test_app_state import Api
+
+    state = rep.state
+    cid = own_customer(state, 26)
+    card = state.card(cid)
+    tree = render(CardScreen, state, cid)
+    await click(find(tree, key="edit-profile"))
+    tree = render(CardScreen, state, cid)
+    assert find(tree, key="profile-name").value == card.profile["name"]
+    await change(find(tree, key="profile-email"), "not-an-address")
+    await click(find(tree, key="sheet-save"))
+    tree = render(CardScreen, state, cid)
+    assert find(tree, key="sheet-error").value == "邮箱格式不对：not-an-address" and state.pending == 0
+
+    await change(find(tree, key="profile-email"), "kehu@example.com")
+    await change(find(tree, key="profile-address"), "朝阳区望京街 9 号 3 单元")
+    await click(find(tree, key="sheet-save"))
+    tree = render(CardScreen, state, cid)
+    assert state.toast == "资料已保存" and state.pending == 1
+    assert "朝阳区望京街 9 号 3 单元" in texts(tree)
+
+    await click(find(tree, key="add-tag"))
+    tree = render(CardScreen, state, cid)
+    await change(find(tree, key="sheet-text"), "爱买床品")
+    await click(find(tree, key="sheet-save"))
+    tree = render(CardScreen, state, cid)
+    assert state.toast == "已加标签：爱买床品" and state.pending == 2
+    tag = next(t for t in state.card(cid).tags if t["tag"] == "爱买床品")
+    assert "爱买床品" in texts(find(tree, key=f"tag-{tag['id']}"))
+    await state.sync_now()
+    assert state.pending == 0
+    server = await Api(live_server.url).get(f"/api/customers/{cid}")
+    assert server["profile"]["email"] == "kehu@example.com"
+    assert server["profile"]["address"] == "朝阳区望京街 9 号 3 单元"
+    assert "爱买床品" in [t["tag"] if isinstance(t, dict) else t for t in server["tags"]]
+
+    chip = find(render(CardScreen, state, cid), key=f"tag-{tag['id']}")
+    chip.on_delete(ft.Event(name="delete", control=chip))
+    assert state.toast == "已删除标签：爱买床品" and "爱买床品" not in [t["tag"] for t in state.card(cid).tags]
+    await state.sync_now()
+    server = await Api(live_server.url).get(f"/api/customers/{cid}")
+    assert "爱买床品" not in [t["tag"] if isinstance(t, dict) else t for t in server["tags"]]

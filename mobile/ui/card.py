@@ -5,7 +5,7 @@ from __future__ import annotations
 import flet as ft
 
 from mobile import queries
-from mobile.state import DUE_CHOICES, AppState, money
+from mobile.state import DUE_CHOICES, PROFILE_FIELDS, AppState, money
 from mobile.ui.common import Field, header, local_time, muted, pill
 from mobile.ui.screens import category_text
 from shared.phones import display as display_phone
@@ -63,6 +63,20 @@ def action_sheet(state: AppState, customer_id: str, opportunity: queries.Opportu
             Field("sheet-amount", state.tr("action.amount"), "", state.set_draft_amount, number=True),
         ]
         save = lambda e: state.save_opportunity(customer_id)  # noqa: E731
+    elif state.sheet == "profile":
+        body = [
+            Field(
+                f"profile-{name}",
+                state.tr(f"profile.{name}"),
+                state.profile_seed.get(name, ""),
+                state.profile_setter(name),
+            )
+            for name in PROFILE_FIELDS
+        ]
+        save = lambda e: state.save_profile(customer_id)  # noqa: E731
+    elif state.sheet == "tag":
+        body = [_text(state, "sheet-text", state.tr("tags.label"), autofocus=True)]
+        save = lambda e: state.add_tag(customer_id)  # noqa: E731
     elif state.sheet == "move" and opportunity is not None:
         body = [stage_buttons(state, opportunity)]
         if state.draft_stage and next(
@@ -154,6 +168,12 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
             [
                 ft.Text(p["name"], size=24, weight=ft.FontWeight.BOLD, key="card-name"),
                 pill(state.tr(f"card.tier.{tier}"), TIER_COLOURS[tier]),
+                ft.TextButton(
+                    key="edit-profile",
+                    icon=ft.Icons.EDIT,
+                    content=ft.Text(state.tr("profile.edit")),
+                    on_click=lambda e: state.edit_profile(customer_id),
+                ),
             ],
             wrap=True,
         ),
@@ -186,8 +206,25 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
                 ]
             )
         )
-    if card.tags:
-        head.append(ft.Row([pill(tag["tag"]) for tag in card.tags], wrap=True, spacing=4))
+    if p.get("address"):
+        head.append(muted(p["address"]))
+    tags: list[ft.Control] = [
+        ft.Chip(
+            key=f"tag-{tag['id']}",
+            label=ft.Text(tag["tag"], size=12),
+            on_delete=lambda e, t=tag: state.remove_tag(t["id"], t["tag"]),
+        )
+        for tag in card.tags
+    ]
+    tags.append(
+        ft.Chip(
+            key="add-tag",
+            label=ft.Text(state.tr("tags.add"), size=12),
+            leading=ft.Icon(ft.Icons.ADD, size=16),
+            on_click=lambda e: state.open_sheet("tag"),
+        )
+    )
+    head.append(ft.Row(tags, wrap=True, spacing=4))
     head.append(
         ft.Text(
             state.tr(
