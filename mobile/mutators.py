@@ -460,6 +460,59 @@ def opportunity_move(db: sqlite3.Connection, a: proto.OpportunityMoveArgs, hlc: 
     )
 
 
+def notification_read(db: sqlite3.Connection, a: proto.NotificationReadArgs, hlc: str, ctx: Context, v: bool) -> None:
+    row = _need(db, "notifications", a.notification_id, "notification", v)
+    if row["read_at"] is None:
+        _update(db, "notifications", row["id"], {"read_at": ctx.now})
+
+
+def notification_read_all(
+    db: sqlite3.Connection, a: proto.NotificationReadAllArgs, hlc: str, ctx: Context, v: bool
+) -> None:
+    upto = _client_time(a.upto, "upto", v)
+    db.execute(
+        "UPDATE notifications SET read_at = ? WHERE read_at IS NULL AND created_at <= ? AND user_id = ?",
+        (ctx.now, upto, ctx.user_id),
+    )
+
+
+def follow_set(db: sqlite3.Connection, a: proto.FollowSetArgs, hlc: str, ctx: Context, v: bool) -> None:
+    customer = _need(db, "customers", a.customer_id, "customer", v)
+    if v and str(a.follow_id) != str(proto.follow_id(ctx.user_id, a.customer_id)):
+        _fail(v, "follow_id must be follow_id(user, customer)", "follow_id")
+    ident = str(a.follow_id)
+    if fetch_one(db, "SELECT id FROM customer_follows WHERE id = ?", (ident,)) is None:
+        _insert(
+            db,
+            "customer_follows",
+            {
+                "id": ident,
+                "version": 0,
+                "deleted": 0,
+                "user_id": ctx.user_id,
+                "customer_id": str(a.customer_id),
+                "store_id": customer["store_id"],
+                "following": int(a.following),
+                "created_at": ctx.now,
+            },
+        )
+    else:
+        _update(db, "customer_follows", ident, {"following": int(a.following)})
+
+
+def prefs_update(db: sqlite3.Connection, a: proto.PrefsUpdateArgs, hlc: str, ctx: Context, v: bool) -> None:
+    values = {k: val for k, val in msgspec.structs.asdict(a).items() if k != "prefs_id" and val is not msgspec.UNSET}
+    if "muted_kinds" in values:
+        values["muted_kinds"] = json.dumps(sorted(set(values["muted_kinds"])))
+    ident = str(a.prefs_id)
+    if fetch_one(db, "SELECT id FROM notification_prefs WHERE id = ?", (ident,)) is None:
+        row = {"quiet_start": "22:00", "quiet_end": "08:00", "daily_budget": 20, "muted_kinds": "[]", "language": ""}
+        row.update(values)
+        _insert(db, "notification_prefs", {"id": ident, "version": 0, "deleted": 0, "user_id": ctx.user_id, **row})
+    elif values:
+        _update(db, "notification_prefs", ident, values)
+
+
 Mutator = Callable[[sqlite3.Connection, Any, str, Context, bool], None]
 MUTATORS: dict[str, Mutator] = {
     "customer.create": customer_create,
@@ -474,6 +527,10 @@ MUTATORS: dict[str, Mutator] = {
     "opportunity.create": opportunity_create,
     "opportunity.update": opportunity_update,
     "opportunity.move": opportunity_move,
+    "notification.read": notification_read,
+    "notification.read_all": notification_read_all,
+    "follow.set": follow_set,
+    "prefs.update": prefs_update,
 }
 assert set(MUTATORS) == set(proto.MUTATION_ARGS)
 

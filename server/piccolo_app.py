@@ -9,6 +9,14 @@ from server.catalog.tables import Category, Product
 from server.complaints.tables import Complaint
 from server.customers.tables import Customer, CustomerIdentity, CustomerPhone, CustomerTag
 from server.interactions.tables import Interaction
+from server.notifications.tables import (
+    CustomerFollow,
+    FeedCursor,
+    Notification,
+    NotificationPrefs,
+    PushSend,
+    PushSubscription,
+)
 from server.opportunities.tables import Opportunity, PipelineStage, StageHistory
 from server.orders.tables import Order, OrderLine
 from server.rules.tables import Rule, RuleStore
@@ -42,6 +50,12 @@ TABLES = [
     SyncClient,
     SyncMutation,
     SyncConflict,
+    Notification,
+    NotificationPrefs,
+    CustomerFollow,
+    PushSubscription,
+    PushSend,
+    FeedCursor,
 ]
 
 APP_CONFIG = AppConfig(

@@ -41,6 +41,7 @@ JOBS = [
 
 
 RULES_JOB = ("rules.sweep", "server.rules.jobs:sweep")
+NOTIFY_JOB = ("notifications.tick", "server.notifications.jobs:tick")
 
 
 def build_scheduler(settings: Settings | None = None) -> AsyncIOScheduler:
@@ -52,6 +53,11 @@ def build_scheduler(settings: Settings | None = None) -> AsyncIOScheduler:
         # tasks' unique keys make a second run create nothing); coalesce keeps it to one run.
         job_id, ref = RULES_JOB
         scheduler.add_job(ref, "interval", seconds=settings.rules_sweep_seconds, id=job_id, replace_existing=True)
+    if settings is not None and settings.notify_seconds > 0:
+        # Feed, due tasks, push plan and dispatch: each step is keyed (notification ids, the unique
+        # send log), so a run after a restart or a missed run sends nothing twice.
+        job_id, ref = NOTIFY_JOB
+        scheduler.add_job(ref, "interval", seconds=settings.notify_seconds, id=job_id, replace_existing=True)
     return scheduler
 
 

@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     server_url: str = "http://127.0.0.1:8000"
     # Redis for cross-worker pokes and shared counters in production; empty on one machine.
     redis_url: str = ""
+    # How often each API process looks at the change counters for live pokes (milliseconds).
+    # 0: 500 without Redis; with Redis (pokes published at once) 5000, a safety net only.
+    poke_poll_ms: int = 0
     # Largest request body accepted, in bytes (a bigger one answers 413).
     max_body_bytes: int = 1_000_000
     # Login throttling: failures within the window, per account and per client address.
@@ -44,10 +47,23 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # How often the leader sweeps the rules (seconds); 0 turns the sweep off (tests that need a
     # fixed task list run their servers so).
     rules_sweep_seconds: int = 60
+    # How often the leader makes notifications (feed, due tasks), plans pushes and dispatches them
+    # (seconds); 0 turns it off (tests' servers run without it unless they ask).
+    notify_seconds: int = 5
     # Keys that sign behaviour events (POST /api/events), one per source system:
     # "pos=…,online_shop=…,wechat=…,call_centre=…". Empty: the demo keys "<source>-demo-key"
     # (refused in production).
     event_keys: str = ""
+    # Web Push to browsers (VAPID): the application server's private key (PEM, or the raw key in
+    # base64url) and the contact it names. Empty key: made once per database in dev/demo
+    # (var/vapid-<database>.pem); required in production for browser push.
+    vapid_private_key: str = ""
+    vapid_subject: str = "mailto:ops@floorwalker.example"
+    # Android push through FCM HTTP v1: the Firebase project and a service-account JSON file.
+    # Empty: FCM is off. fcm_endpoint is for a stand-in (tests); Google's by default.
+    fcm_project_id: str = ""
+    fcm_credentials_file: str = ""
+    fcm_endpoint: str = "https://fcm.googleapis.com"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

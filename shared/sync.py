@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from shared.ids import uuid5_for
 from shared.wire import NO_NUL, Read, Write
 
 # The row format. A client whose cursor was made for another schema is reset (re-snapshot);
@@ -31,11 +32,25 @@ ColumnType = Literal["uuid", "text", "int", "bool", "ts", "date", "money", "json
 
 ORG_SCOPE = "org"  # regions, stores, users
 CATALOG_SCOPE = "catalog"  # categories, products, pipeline stages
+USER_SCOPE_PREFIX = "u:"  # "u:<user id>": a user's own rows (notifications, follows, preferences)
+
+
+def user_scope(user_id: object) -> str:
+    return f"{USER_SCOPE_PREFIX}{user_id}"
+
+
+def follow_id(user_id: object, customer_id: object) -> uuid.UUID:
+    """The one follow row of (user, customer): the same id on every device and the server."""
+    return uuid5_for("follow", user_id, customer_id)
+
+
+def prefs_id(user_id: object) -> uuid.UUID:
+    return uuid5_for("notification-prefs", user_id)
 
 
 class TableSpec(msgspec.Struct, frozen=True):
     name: str
-    scope: Literal["org", "catalog", "store"]
+    scope: Literal["org", "catalog", "store", "user"]
     columns: tuple[tuple[str, ColumnType], ...]
     # Local indexes the replica builds (tuples of column names).
     indexes: tuple[tuple[str, ...], ...] = ()
@@ -46,8 +61,9 @@ class TableSpec(msgspec.Struct, frozen=True):
 
 
 def _t(name: str, scope: str, columns: str, indexes: tuple[tuple[str, ...], ...] = ()) -> TableSpec:
-    """``columns``: 'name:type' words; every table starts with id, version, deleted (and store_id)."""
-    base = "id:uuid version:int deleted:bool" + (" store_id:uuid" if scope == "store" else "")
+    """``columns``: 'name:type' words; every table starts with id, version, deleted (and store_id,
+    or user_id for a user's own rows)."""
+    base = "id:uuid version:int deleted:bool" + {"store": " store_id:uuid", "user": " user_id:uuid"}.get(scope, "")
     cols = tuple(tuple(word.split(":")) for word in f"{base} {columns}".split())
     return TableSpec(name=name, scope=scope, columns=cols, indexes=indexes)  # type: ignore[arg-type]
 
@@ -144,6 +160,20 @@ TABLES: tuple[TableSpec, ...] = (
         "winner_hlc:text loser_hlc:text at:ts",
         indexes=(("loser_user_id", "at"),),
     ),
+    # The user's own rows (scope "u:<user id>"): the message centre, follows, push preferences.
+    _t(
+        "notifications",
+        "user",
+        "store_id:uuid kind:text cause:text title:text body:text customer_id:uuid opportunity_id:uuid task_id:uuid "
+        "link:text critical:bool created_at:ts read_at:ts",
+        indexes=(("created_at",), ("read_at",)),
+    ),
+    _t("customer_follows", "user", "customer_id:uuid store_id:uuid following:bool created_at:ts", (("customer_id",),)),
+    _t(
+        "notification_prefs",
+        "user",
+        "quiet_start:text quiet_end:text daily_budget:int muted_kinds:json language:text",
+    ),
 )
 TABLES_BY_NAME: dict[str, TableSpec] = {t.name: t for t in TABLES}
 
@@ -218,6 +248,10 @@ MutationName = Literal[
     "opportunity.create",
     "opportunity.update",
     "opportunity.move",
+    "notification.read",
+    "notification.read_all",
+    "follow.set",
+    "prefs.update",
 ]
 
 
@@ -404,6 +438,49 @@ class OpportunityMoveArgs(Write):
     lost_reason: Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)] | None = None
 
 
+class NotificationReadArgs(Write):
+    notification_id: uuid.UUID
+
+
+class NotificationReadAllArgs(Write):
+    upto: str  # RFC 3339: everything created up to then (what the user saw) is read
+
+
+class FollowSetArgs(Write):
+    follow_id: uuid.UUID  # follow_id(user, customer): checked by the server
+    customer_id: uuid.UUID
+    following: bool
+
+
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^$"
+NOTIFICATION_KINDS = (
+    "task_assigned",
+    "reminder",
+    "task_due",
+    "complaint",
+    "complaint_sla",
+    "order",
+    "stage_moved",
+    "reassigned",
+    "nudge",
+    "digest",
+)
+# Never held by quiet hours or the budget, and never opted out of.
+CRITICAL_KINDS = ("complaint_sla",)
+
+
+class PrefsUpdateArgs(Write):
+    prefs_id: uuid.UUID  # prefs_id(user): checked by the server
+    quiet_start: Annotated[str, msgspec.Meta(pattern=HHMM)] | msgspec.UnsetType = msgspec.UNSET
+    quiet_end: Annotated[str, msgspec.Meta(pattern=HHMM)] | msgspec.UnsetType = msgspec.UNSET
+    daily_budget: Annotated[int, msgspec.Meta(ge=0, le=200)] | msgspec.UnsetType = msgspec.UNSET
+    muted_kinds: (
+        Annotated[list[Literal[NOTIFICATION_KINDS]], msgspec.Meta(max_length=20)]  # type: ignore[valid-type]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    language: Literal["zh-CN", "en"] | msgspec.UnsetType = msgspec.UNSET
+
+
 # What each mutation touches: (table, the argument holding the row's id); the first is the row a
 # "create" makes under an id the device chose. A push answer carries these rows as the server has
 # them; a device deletes its own row of a refused create.
@@ -420,9 +497,13 @@ MUTATION_TARGETS: dict[str, tuple[tuple[str, str], ...]] = {
     "opportunity.create": (("opportunities", "id"),),
     "opportunity.update": (("opportunities", "opportunity_id"),),
     "opportunity.move": (("opportunities", "opportunity_id"),),
+    "notification.read": (("notifications", "notification_id"),),
+    "notification.read_all": (),  # every unread one up to a time; the next pull brings them
+    "follow.set": (("customer_follows", "follow_id"),),
+    "prefs.update": (("notification_prefs", "prefs_id"),),
 }
 CREATES: dict[str, tuple[str, str]] = {
-    name: targets[0] for name, targets in MUTATION_TARGETS.items() if targets[0][1] == "id"
+    name: targets[0] for name, targets in MUTATION_TARGETS.items() if targets and targets[0][1] == "id"
 }
 
 MUTATION_ARGS: dict[str, type[Write]] = {
@@ -438,5 +519,9 @@ MUTATION_ARGS: dict[str, type[Write]] = {
     "opportunity.create": OpportunityCreateArgs,
     "opportunity.update": OpportunityUpdateArgs,
     "opportunity.move": OpportunityMoveArgs,
+    "notification.read": NotificationReadArgs,
+    "notification.read_all": NotificationReadAllArgs,
+    "follow.set": FollowSetArgs,
+    "prefs.update": PrefsUpdateArgs,
 }
 assert set(MUTATION_TARGETS) == set(MUTATION_ARGS)

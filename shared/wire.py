@@ -358,3 +358,84 @@ class RulePatch(Write):
 class RuleStoreSwitch(Write):
     enabled: bool
     params: dict[str, Any] = {}
+
+
+# --- notifications and push -------------------------------------------------------------------------
+
+B64URL = r"^[A-Za-z0-9_-]+={0,2}$"
+
+
+class NotificationOut(Read):
+    id: uuid.UUID
+    kind: str
+    title: str
+    body: str
+    link: str
+    customer_id: uuid.UUID | None
+    opportunity_id: uuid.UUID | None
+    task_id: uuid.UUID | None
+    critical: bool
+    created_at: dt.datetime
+    read_at: dt.datetime | None
+
+
+class NotificationPage(Read):
+    items: list[NotificationOut]
+    unread: int
+
+
+class NotificationsRead(Write):
+    """Mark read: these ids, or (all=true) every unread one made up to ``upto`` (default: now)."""
+
+    ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=500)] = []
+    all: bool = False
+    upto: dt.datetime | None = None
+
+
+class NotificationPrefsOut(Read):
+    quiet_start: str
+    quiet_end: str
+    daily_budget: int
+    muted_kinds: list[str]
+    language: str
+
+
+class NotificationPrefsUpdate(Write):
+    quiet_start: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^$")] | None = None
+    quiet_end: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^$")] | None = None
+    daily_budget: Annotated[int, msgspec.Meta(ge=0, le=200)] | None = None
+    muted_kinds: Annotated[list[Annotated[str, msgspec.Meta(max_length=30)]], msgspec.Meta(max_length=20)] | None = None
+    language: Annotated[str, msgspec.Meta(pattern=r"^(zh-CN|en)$")] | None = None
+
+
+class FollowSet(Write):
+    following: bool = True
+
+
+class WebPushKeys(Write):
+    p256dh: Annotated[str, msgspec.Meta(min_length=80, max_length=100, pattern=B64URL)]
+    auth: Annotated[str, msgspec.Meta(min_length=16, max_length=30, pattern=B64URL)]
+
+
+class PushSubscribe(Write):
+    """A browser's PushSubscription (``channel`` webpush: endpoint and keys, as
+    ``subscription.toJSON()`` gives them) or an Android app's FCM token (``channel`` fcm)."""
+
+    channel: Annotated[str, msgspec.Meta(pattern=r"^(webpush|fcm)$")]
+    endpoint: Annotated[str, msgspec.Meta(max_length=1000, pattern=NO_NUL)] | None = None
+    keys: WebPushKeys | None = None
+    token: Annotated[str, msgspec.Meta(min_length=20, max_length=4096, pattern=r"^[^\s\x00]+$")] | None = None
+    label: Annotated[str, msgspec.Meta(max_length=100, pattern=NO_NUL)] = ""
+    expirationTime: int | None = None
+
+
+class PushSubscriptionOut(Read):
+    id: uuid.UUID
+    channel: str
+    label: str
+    created_at: dt.datetime
+    last_sent_at: dt.datetime | None
+
+
+class VapidKey(Read):
+    public_key: str  # the applicationServerKey for PushManager.subscribe (base64url)

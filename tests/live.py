@@ -29,12 +29,13 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"serve-{self.port}.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("FLOORWALKER_")}
-        # The rule sweep stays off unless a test asks for it: other tests rely on a fixed task list.
+        # The rule sweep and notifications stay off unless a test asks for it: other tests rely on a fixed task list.
         self.env.update(
             {
                 "FLOORWALKER_DATABASE_URL": database_url,
                 "FLOORWALKER_MODE": "dev",
                 "FLOORWALKER_RULES_SWEEP_SECONDS": "0",
+                "FLOORWALKER_NOTIFY_SECONDS": "0",
                 **(extra_env or {}),
             }
         )

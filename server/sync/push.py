@@ -23,8 +23,9 @@ import msgspec
 from server.auth.scope import Caller
 from server.customers import service as customers
 from server.db import insert_many, transaction
-from server.errors import DomainError, Invalid
+from server.errors import DomainError, Invalid, NotFound
 from server.interactions import service as interactions
+from server.notifications import service as notifications
 from server.opportunities import service as opportunities
 from server.sync.service import read_rows, register_client
 from server.sync.tables import SyncClient, SyncMutation
@@ -132,6 +133,41 @@ async def _opportunity_move(caller: Caller, a: proto.OpportunityMoveArgs, hlc: s
     return Applied()
 
 
+async def _notification_read(caller: Caller, a: proto.NotificationReadArgs, hlc: str) -> Applied:
+    rows = await SyncMutation.raw(
+        "SELECT 1 AS x FROM notifications WHERE id = {} AND user_id = {}", a.notification_id, caller.user_id
+    )
+    if not rows:
+        raise NotFound(f"notification {a.notification_id} not found")
+    await notifications.mark_read(user_id=caller.user_id, ids=[a.notification_id])
+    return Applied()
+
+
+async def _notification_read_all(caller: Caller, a: proto.NotificationReadAllArgs, hlc: str) -> Applied:
+    upto = _convert(a, _Upto, drop=()).upto
+    if upto.tzinfo is None:
+        raise Invalid("upto needs a time zone offset (RFC 3339), e.g. 2026-12-01T10:00:00+08:00", field="upto")
+    await notifications.mark_read(user_id=caller.user_id, upto=upto)
+    return Applied()
+
+
+class _Upto(msgspec.Struct):
+    upto: dt.datetime
+
+
+async def _follow_set(caller: Caller, a: proto.FollowSetArgs, hlc: str) -> Applied:
+    await notifications.set_follow(caller=caller, customer_id=a.customer_id, following=a.following, ident=a.follow_id)
+    return Applied()
+
+
+async def _prefs_update(caller: Caller, a: proto.PrefsUpdateArgs, hlc: str) -> Applied:
+    if a.prefs_id != proto.prefs_id(caller.user_id):
+        raise Invalid(f"prefs_id must be prefs_id(user) = {proto.prefs_id(caller.user_id)}", field="prefs_id")
+    values = {k: v for k, v in msgspec.structs.asdict(a).items() if k != "prefs_id" and v is not msgspec.UNSET}
+    await notifications.update_prefs(caller=caller, values=values)
+    return Applied()
+
+
 APPLIERS: dict[str, Applier] = {
     "customer.create": _customer_create,
     "customer.update": _customer_update,
@@ -145,6 +181,10 @@ APPLIERS: dict[str, Applier] = {
     "opportunity.create": _opportunity_create,
     "opportunity.update": _opportunity_update,
     "opportunity.move": _opportunity_move,
+    "notification.read": _notification_read,
+    "notification.read_all": _notification_read_all,
+    "follow.set": _follow_set,
+    "prefs.update": _prefs_update,
 }
 assert set(APPLIERS) == set(proto.MUTATION_ARGS) == set(TARGETS)
 
@@ -177,9 +217,12 @@ async def _rows(caller: Caller, mutation: proto.Mutation, args: Any, applied: Ap
             continue
         spec = proto.TABLES_BY_NAME[table]
         params: list[Any] = [ident]
-        rows = await read_rows(
-            spec, where=f"id = {{}} AND {caller.store_filter('store_id', params)}", params=params, caller=caller
-        )
+        if spec.scope == "user":  # the caller's own rows only
+            params.append(caller.user_id)
+            where = "id = {} AND user_id = {}"
+        else:
+            where = f"id = {{}} AND {caller.store_filter('store_id', params)}"
+        rows = await read_rows(spec, where=where, params=params, caller=caller)
         if rows:
             pages.append(proto.TableRows(table=table, columns=list(spec.column_names), rows=rows))
     return pages

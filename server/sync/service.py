@@ -33,10 +33,12 @@ from shared.sync import (
     SCHEMA_VERSION,
     TABLES,
     TABLES_BY_NAME,
+    USER_SCOPE_PREFIX,
     PullRequest,
     PullResponse,
     TableRows,
     TableSpec,
+    user_scope,
 )
 
 PULL_SEEN_EVERY = dt.timedelta(minutes=5)
@@ -92,7 +94,7 @@ async def scope_versions(scopes: Iterable[str]) -> dict[str, tuple[int, int]]:
 
 
 async def scopes_of(caller: Caller) -> list[str]:
-    """The scopes a caller's device holds: org, catalog, then its stores (sorted)."""
+    """The scopes a caller's device holds: org, catalog, its stores (sorted), then its own rows."""
     from server.stores.tables import Store
 
     if caller.store_ids is None:
@@ -100,7 +102,7 @@ async def scopes_of(caller: Caller) -> list[str]:
         stores = sorted(str(r["id"]) for r in rows)
     else:
         stores = sorted(str(s) for s in caller.store_ids)
-    return [ORG_SCOPE, CATALOG_SCOPE, *stores]
+    return [ORG_SCOPE, CATALOG_SCOPE, *stores, user_scope(caller.user_id)]
 
 
 # --- cursor -------------------------------------------------------------------------------------
@@ -139,11 +141,13 @@ def decode_cursor(token: str) -> _Cursor:
 # --- reading rows -------------------------------------------------------------------------------
 
 _SCOPED = [t for t in TABLES if t.scope == "store"]
-_BY_SCOPE_KIND = {kind: [t for t in TABLES if t.scope == kind] for kind in ("org", "catalog", "store")}
+_BY_SCOPE_KIND = {kind: [t for t in TABLES if t.scope == kind] for kind in ("org", "catalog", "store", "user")}
 
 
 def _scope_kind(scope: str) -> str:
-    return scope if scope in (ORG_SCOPE, CATALOG_SCOPE) else "store"
+    if scope in (ORG_SCOPE, CATALOG_SCOPE):
+        return scope
+    return "user" if scope.startswith(USER_SCOPE_PREFIX) else "store"
 
 
 def _select_list(spec: TableSpec) -> str:
@@ -151,6 +155,9 @@ def _select_list(spec: TableSpec) -> str:
 
 
 def _scope_condition(spec: TableSpec, params: list[Any], scope: str) -> str:
+    if spec.scope == "user":
+        params.append(uuid.UUID(scope.removeprefix(USER_SCOPE_PREFIX)))
+        return "user_id = {}"
     if spec.scope != "store":
         return "1=1"
     params.append(uuid.UUID(scope))
@@ -357,7 +364,9 @@ async def pull(*, caller: Caller, request: PullRequest) -> PullResponse:
         if purged > max(position.version, position.snapshot):
             return reset(f"deletions older than the cursor were purged in scope {scope}; a fresh copy is needed")
         positions[scope] = position
-    removed = sorted(s for s in cursor.p if s not in positions and s not in (ORG_SCOPE, CATALOG_SCOPE))
+    removed = sorted(
+        s for s in cursor.p if s not in positions and s not in (ORG_SCOPE, CATALOG_SCOPE) and _scope_kind(s) == "store"
+    )
 
     started = {scope: max(p.version, p.snapshot) for scope, p in positions.items()}
     changes: list[TableRows] = []

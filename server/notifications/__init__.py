@@ -1,0 +1,1 @@
+"""Notifications: records per (user, cause), follows, the respect policy, push and dispatch."""
