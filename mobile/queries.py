@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 from decimal import Decimal
 from typing import Any
@@ -600,7 +601,7 @@ def cross_sell(replica: Replica, customer_id: str) -> list[dict[str, str]]:
 @dataclasses.dataclass
 class MessageView:
     key: str  # stable: kind + row id
-    kind: str  # new_task | reminder | interaction | complaint | order | opportunity
+    kind: str  # notice (a notification record) | interaction (derived on the phone)
     at: str
     customer_id: str | None
     customer_name: str | None
@@ -608,6 +609,12 @@ class MessageView:
     task_id: str | None = None
     opportunity_id: str | None = None
     unread: bool = False
+    notice_id: str | None = None  # the notification record (marked read on the server too)
+    title: str = ""  # a record's title and body, written by the server in the user's language
+    body: str = ""
+    link: str = ""
+    notice_kind: str = ""  # task_assigned, reminder, task_due, complaint, order, stage_moved, …
+    critical: bool = False
 
 
 MESSAGE_DAYS = 7
@@ -623,11 +630,12 @@ def messages(
     days: int = MESSAGE_DAYS,
     limit: int = 100,
 ) -> list[MessageView]:
-    """What the rep should hear about, newest first, from the last ``days`` days: tasks others
-    (or the rules) gave them, their reminders that came due, and what happened to the customers
-    they own — interactions by colleagues or from the shop systems, complaints, orders, changes
-    to opportunities by someone else. Rows made on this phone are not news. ``unread`` marks those
-    newer than ``seen_at``."""
+    """What the rep should hear about, newest first, from the last ``days`` days: the server's
+    notifications (tasks given to them, reminders, due tasks, orders, complaints and deal moves of
+    the customers they follow — synced, so read state is the same on every device), and what
+    colleagues or the shop systems did with the customers they own (browsing, carts, visits: made
+    on the phone from the replica). ``unread``: a notification not read yet; an interaction newer
+    than ``seen_at``."""
     now = now or _utcnow()
     uid = str(user_id or replica.user_id)
     since = times.bound(now - dt.timedelta(days=days))
@@ -636,25 +644,29 @@ def messages(
     out: list[MessageView] = []
     for r in fetch_all(
         db,
-        "SELECT t.id, t.title, t.kind, t.source, t.due_at, t.created_at, t.customer_id, t.opportunity_id, "
-        "c.name AS customer_name FROM tasks t LEFT JOIN customers c ON c.id = t.customer_id "
-        "WHERE t.owner_id = ? AND t.version > 0 AND t.status = 'open' "
-        "AND ((t.created_by_id IS NULL OR t.created_by_id <> ?) AND t.created_at >= ? "
-        "OR t.kind IN ('stage_reminder', 'complaint_callback') AND t.due_at >= ? AND t.due_at <= ?)",
-        (uid, uid, since, since, current),
+        "SELECT n.id, n.kind, n.title, n.body, n.link, n.customer_id, n.opportunity_id, n.task_id, n.critical, "
+        "n.created_at, n.read_at, c.name AS customer_name FROM notifications n "
+        "LEFT JOIN customers c ON c.id = n.customer_id WHERE n.user_id = ? AND n.created_at >= ? "
+        "ORDER BY n.created_at DESC LIMIT ?",
+        (uid, since, limit),
     ):
-        reminder = r["kind"] in ("stage_reminder", "complaint_callback") and r["due_at"] <= current
-        at = max(r["due_at"], r["created_at"] or "") if reminder else r["created_at"]
         out.append(
             MessageView(
-                f"task:{r['id']}",
-                "reminder" if reminder else "new_task",
-                at,
+                f"notice:{r['id']}",
+                "notice",
+                r["created_at"],
                 r["customer_id"],
                 r["customer_name"],
-                {"title": r["title"]},
-                task_id=r["id"],
+                {},
+                task_id=r["task_id"],
                 opportunity_id=r["opportunity_id"],
+                unread=r["read_at"] is None,
+                notice_id=r["id"],
+                title=r["title"],
+                body=r["body"] or "",
+                link=r["link"] or "",
+                notice_kind=r["kind"],
+                critical=bool(r["critical"]),
             )
         )
     kinds = ", ".join("?" * len(OTHERS_KINDS))
@@ -676,59 +688,58 @@ def messages(
                 {"kind": r["kind"], "channel": r["channel"]},
             )
         )
-    for r in fetch_all(
-        db,
-        "SELECT p.id, p.category, p.status, p.opened_at, p.customer_id, c.name AS customer_name FROM complaints p "
-        "JOIN customers c ON c.id = p.customer_id WHERE c.owner_id = ? AND p.opened_at >= ? LIMIT ?",
-        (uid, since, limit),
-    ):
-        out.append(
-            MessageView(
-                f"complaint:{r['id']}",
-                "complaint",
-                r["opened_at"],
-                r["customer_id"],
-                r["customer_name"],
-                {"category": r["category"], "status": r["status"]},
-            )
-        )
-    for r in fetch_all(
-        db,
-        "SELECT o.id, o.channel, o.amount, o.ordered_at, o.customer_id, c.name AS customer_name FROM orders o "
-        "JOIN customers c ON c.id = o.customer_id WHERE c.owner_id = ? AND o.ordered_at >= ? AND o.ordered_at <= ? "
-        "LIMIT ?",
-        (uid, since, current, limit),
-    ):
-        out.append(
-            MessageView(
-                f"order:{r['id']}",
-                "order",
-                r["ordered_at"],
-                r["customer_id"],
-                r["customer_name"],
-                {"amount": _money(r["amount"]), "channel": r["channel"]},
-            )
-        )
-    for r in fetch_all(
-        db,
-        "SELECT o.id, o.title, o.updated_at, o.customer_id, c.name AS customer_name FROM opportunities o "
-        "JOIN customers c ON c.id = o.customer_id WHERE c.owner_id = ? AND o.owner_id <> ? AND o.version > 0 "
-        "AND o.updated_at >= ? LIMIT ?",
-        (uid, uid, since, limit),
-    ):
-        out.append(
-            MessageView(
-                f"opportunity:{r['id']}",
-                "opportunity",
-                r["updated_at"],
-                r["customer_id"],
-                r["customer_name"],
-                {"title": r["title"]},
-                opportunity_id=r["id"],
-            )
-        )
-    out.sort(key=lambda m: (m.at or "", m.key), reverse=True)
-    out = out[:limit]
     for m in out:
-        m.unread = seen_at is None or (m.at or "") > seen_at
-    return out
+        if m.kind != "notice":
+            m.unread = seen_at is None or (m.at or "") > seen_at
+    out.sort(key=lambda m: (m.at or "", m.key), reverse=True)
+    return out[:limit]
+
+
+def following(replica: Replica, user_id: str, customer_id: str) -> bool:
+    """Does the user follow the customer: an explicit follow row, else whether they own it."""
+    row = fetch_one(
+        replica.db,
+        "SELECT following FROM customer_follows WHERE user_id = ? AND customer_id = ?",
+        (str(user_id), str(customer_id)),
+    )
+    if row is not None:
+        return bool(row["following"])
+    owner = fetch_one(replica.db, "SELECT owner_id FROM customers WHERE id = ?", (str(customer_id),))
+    return owner is not None and owner["owner_id"] == str(user_id)
+
+
+PREFS_DEFAULT = {"quiet_start": "22:00", "quiet_end": "08:00", "daily_budget": 20, "muted_kinds": [], "language": ""}
+
+
+def notification_prefs(replica: Replica, user_id: str) -> dict[str, Any]:
+    row = fetch_one(
+        replica.db,
+        "SELECT quiet_start, quiet_end, daily_budget, muted_kinds, language FROM notification_prefs WHERE user_id = ?",
+        (str(user_id),),
+    )
+    if row is None:
+        return dict(PREFS_DEFAULT)
+    muted = row["muted_kinds"]
+    return {**row, "muted_kinds": json.loads(muted) if isinstance(muted, str) else list(muted or [])}
+
+
+def fresh_notices(replica: Replica, user_id: str, after: str) -> list[dict[str, Any]]:
+    """Unread notifications made after ``after`` (what an in-app banner announces), newest first."""
+    return fetch_all(
+        replica.db,
+        "SELECT id, kind, title, body, link, critical, created_at FROM notifications WHERE user_id = ? "
+        "AND read_at IS NULL AND created_at > ? ORDER BY created_at DESC LIMIT 20",
+        (str(user_id), after),
+    )
+
+
+def came_due(replica: Replica, user_id: str, after: str, upto: str) -> list[dict[str, Any]]:
+    """The user's open tasks whose due time passed in (after, upto]: the phone's own reminders,
+    which fire on time with no network."""
+    return fetch_all(
+        replica.db,
+        "SELECT t.id, t.title, t.due_at, t.customer_id, c.name AS customer_name FROM tasks t "
+        "LEFT JOIN customers c ON c.id = t.customer_id WHERE t.owner_id = ? AND t.status = 'open' "
+        "AND t.due_at > ? AND t.due_at <= ? ORDER BY t.due_at",
+        (str(user_id), after, upto),
+    )

@@ -44,6 +44,7 @@ log = logging.getLogger("floorwalker.mobile.app")
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
 MESSAGES_SEEN = "messages_seen_at"
 RETRY_SECONDS = 10.0  # while offline or failing, try again this often (the poke stream also retries)
+REMINDER_SECONDS = 15.0  # how often the phone looks for tasks that came due (on-device reminders)
 FILTERS = ("mine", "high_value", "open_opportunity", "not_contacted")
 TASK_GROUPS = ("stage_reminder", "complaint_callback", "follow_up", "call", "visit", "other")
 SHEETS = ("note", "task", "opportunity", "move", "details", "customer", "profile", "tag")
@@ -89,6 +90,8 @@ class Device:
         )
         self.users = 0
         self._tasks: list[asyncio.Task] = []
+        # Called (no arguments) every REMINDER_SECONDS: the screens look for tasks that came due.
+        self.on_tick: list[Callable[[], None]] = []
 
     @classmethod
     def acquire(cls, path: Path, session: Session, transport: httpx.AsyncBaseTransport | None = None) -> Device:
@@ -105,6 +108,7 @@ class Device:
             return
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._keep_trying(), name="floorwalker-retry"))
+        self._tasks.append(loop.create_task(self._tick(), name="floorwalker-reminders"))
         if live:
             self._tasks.append(loop.create_task(self.engine.listen(), name="floorwalker-listen"))
 
@@ -115,6 +119,16 @@ class Device:
             await asyncio.sleep(RETRY_SECONDS)
             if self.engine.status.state in ("offline", "error", "pending"):
                 self.engine.poke()
+
+    async def _tick(self) -> None:
+        """The phone's own reminders: due times are checked against the local clock, network or not."""
+        while True:
+            await asyncio.sleep(REMINDER_SECONDS)
+            for listener in list(self.on_tick):
+                try:
+                    listener()
+                except Exception:  # one screen's failure must not stop the others' reminders
+                    log.exception("reminder check failed")
 
     async def release(self, *, wipe: bool = False) -> None:
         """Let go of the device; the last user stops it. ``wipe`` (signing out) stops it for every
@@ -185,6 +199,9 @@ class AppState:
     sheet_error: str | None = None
     toast: str | None = None
     messages_seen_at: str | None = None
+    # An in-app banner: a notification that just arrived, or a task of the rep's that came due
+    # ({kind: notice|due, title, body, link, notice_id, critical}).
+    banner: dict[str, Any] | None = None
     # What a text field shows when it appears (see mobile/ui/common.Field): typing changes the
     # state (query, username, …) but not these, so a field is never sent a value after it appears.
     seed_query: str = ""
@@ -286,7 +303,10 @@ class AppState:
         self.user = user
         device.engine.on_change.append(self._on_sync)
         device.replica.on_mutation.append(self._on_local_change)
+        device.on_tick.append(self.check_reminders)
         self.messages_seen_at = device.replica.get_meta(MESSAGES_SEEN)
+        # Banners announce what arrives from now on (the message centre holds the rest).
+        self._notice_mark = self._due_mark = times.utc_text(self.now())
         self._on_sync(device.engine.status)
         if first:
             with contextlib.suppress(Exception):
@@ -304,6 +324,8 @@ class AppState:
             device.engine.on_change.remove(self._on_sync)
         with contextlib.suppress(ValueError):
             device.replica.on_mutation.remove(self._on_local_change)
+        with contextlib.suppress(ValueError):
+            device.on_tick.remove(self.check_reminders)
         await device.release(wipe=wipe)
 
     async def logout(self) -> None:
@@ -334,6 +356,7 @@ class AppState:
             return
         if changed:
             self._changed()
+            self._announce()
 
     async def _forget(self) -> None:
         await self._store.save(None)
@@ -736,10 +759,141 @@ class AppState:
 
     def mark_messages_read(self) -> None:
         at = times.utc_text(self.now())
+        if any(m.unread and m.notice_id for m in self.messages()):
+            # Read on every device of the user: the server marks them, the next pulls bring it.
+            self.replica.mutate("notification.read_all", {"upto": at})
         self.replica.set_meta(MESSAGES_SEEN, at)
         self.replica.mark_conflicts_seen()
         self.messages_seen_at = at
+        self.banner = None
         self._changed()
+
+    def open_message(self, m: queries.MessageView) -> None:
+        """Open what a message is about (marking a notification read)."""
+        if m.notice_id and m.unread:
+            self.replica.mutate("notification.read", {"notification_id": m.notice_id})
+        self._follow_link(m.link, m.customer_id, m.opportunity_id)
+
+    def _follow_link(self, link: str, customer_id: str | None = None, opportunity_id: str | None = None) -> None:
+        if link.startswith("/opportunities/") or (not link and opportunity_id):
+            self.open_opportunity(link.rsplit("/", 1)[-1] if link else opportunity_id)
+        elif link.startswith("/customers/") or (not link and customer_id):
+            self.open_customer(link.rsplit("/", 1)[-1] if link else customer_id)
+        else:
+            self.go(link or "/messages")
+
+    # --- banners: what just arrived, and on-device reminders ---------------------------------------
+
+    def _announce(self) -> None:
+        """A notification newer than the last banner arrived with a pull: show the newest."""
+        if self._device is None or self.user is None:
+            return
+        fresh = queries.fresh_notices(self.replica, str(self.user.id), self._notice_mark)
+        if not fresh:
+            return
+        self._notice_mark = max(r["created_at"] for r in fresh)
+        top = next((r for r in fresh if r["critical"]), fresh[0])
+        more = len(fresh) - 1
+        self.banner = {
+            "kind": "notice",
+            "title": top["title"],
+            "body": top["body"] + (self.tr("banner.more", count=more) if more else ""),
+            "link": top["link"] or "/messages",
+            "notice_id": top["id"],
+            "critical": bool(top["critical"]),
+        }
+
+    def check_reminders(self) -> None:
+        """Tasks of the rep's that came due since the last look: a banner (and a refreshed Today)."""
+        if self._device is None or self.user is None:
+            return
+        upto = times.utc_text(self.now())
+        due = queries.came_due(self.replica, str(self.user.id), self._due_mark, upto)
+        self._due_mark = upto
+        if not due:
+            return
+        task = due[-1]
+        body = task["customer_name"] or ""
+        if len(due) > 1:
+            body += self.tr("banner.more", count=len(due) - 1)
+        self.banner = {
+            "kind": "due",
+            "title": self.tr("banner.due", title=task["title"]),
+            "body": body,
+            "link": f"/customers/{task['customer_id']}" if task["customer_id"] else "/",
+            "notice_id": None,
+            "critical": False,
+        }
+        self._changed()
+
+    def open_banner(self) -> None:
+        banner, self.banner = self.banner, None
+        if not banner:
+            return
+        if banner.get("notice_id"):
+            with contextlib.suppress(MutationError):
+                self.replica.mutate("notification.read", {"notification_id": banner["notice_id"]})
+        self._follow_link(banner["link"])
+
+    def dismiss_banner(self) -> None:
+        self.banner = None
+
+    # --- follows and push preferences ----------------------------------------------------------------
+
+    def is_following(self, customer_id: str) -> bool:
+        if self.user is None:
+            return False
+        return self._cached(
+            ("following", customer_id), lambda: queries.following(self.replica, str(self.user.id), customer_id)
+        )
+
+    def toggle_follow(self, customer_id: str) -> None:
+        from shared.sync import follow_id
+
+        following = not self.is_following(customer_id)
+        args = {
+            "follow_id": str(follow_id(self.user.id, customer_id)),
+            "customer_id": customer_id,
+            "following": following,
+        }
+        self._edit(
+            lambda: self.replica.mutate("follow.set", args),
+            self.tr("card.follow_on" if following else "card.follow_off"),
+        )
+
+    def prefs(self) -> dict[str, Any]:
+        if self.user is None:
+            return dict(queries.PREFS_DEFAULT)
+        return self._cached("prefs", lambda: queries.notification_prefs(self.replica, str(self.user.id)))
+
+    def _set_prefs(self, done: str, **values: Any) -> None:
+        from shared.sync import prefs_id
+
+        if self.user is None:
+            return
+        args = {"prefs_id": str(prefs_id(self.user.id)), **values}
+        self._edit(lambda: self.replica.mutate("prefs.update", args), done)
+
+    def set_quiet_hours(self, on: bool) -> None:
+        start, end = ("22:00", "08:00") if on else ("", "")
+        self._set_prefs(self.tr("push.saved"), quiet_start=start, quiet_end=end)
+
+    def set_budget(self, budget: int) -> None:
+        self._set_prefs(self.tr("push.saved"), daily_budget=int(budget))
+
+    def toggle_muted(self, kind: str) -> None:
+        muted = set(self.prefs()["muted_kinds"])
+        muted ^= {kind}
+        self._set_prefs(self.tr("push.saved"), muted_kinds=sorted(muted))
+
+    def choose_language(self, locale: str) -> None:
+        """The language of the app, and of what the server writes to this user from now on."""
+        from shared.sync import prefs_id
+
+        self.set_locale(locale)
+        if self._device is not None and self.user is not None:
+            language = "en" if locale == "en" else "zh-CN"
+            self.replica.mutate("prefs.update", {"prefs_id": str(prefs_id(self.user.id)), "language": language})
 
     async def sync_now(self) -> None:
         if self._device is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mobile import engine, state
+from mobile.ui import screens
 from mobile.i18n import CATALOGUES, DEFAULT_LOCALE, EN, LOCALES, ZH, pick_locale, t
 from shared import sync as proto
 from shared.enums import (
@@ -170,6 +171,7 @@ DYNAMIC: dict[str, set[str]] = {
     "sync.reason.": {"offline", "error"},  # the sync page explains these two
     "action.due_": set(state.DUE_CHOICES),
     "mut.": set(proto.MUTATION_ARGS),
+    "notice.": set(screens.PUSH_KINDS),  # the push opt-out chips
     # why the phone refused an edit: the fields a rep's own actions can trip (others fall back to
     # the validation's sentence)
     "profile.": set(state.PROFILE_FIELDS),  # the card's details form labels its fields so

@@ -611,6 +611,9 @@ async def test_the_screens_speak_english_when_asked(rep):
     english = next(c for c in find_all(tree, type=ft.Chip) if texts(c) == ["English"])
     await select(english)
     assert state.locale == "en"
+    # The server writes this user's notifications in English from now on (a synced preference).
+    assert [e.name for e in state.outbox()][-1:] == ["prefs.update"] and state.prefs()["language"] == "en"
+    await state.sync_now()
 
     tree = shell(state, TodayScreen)
     shown = texts(tree)

@@ -163,6 +163,7 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
     value = card.value
     open_opps = [o for o in card.opportunities if o.stage_kind == "open"]
     tier = value.tier if value.tier in TIER_COLOURS else "regular"
+    following = state.is_following(customer_id)
     head: list[ft.Control] = [
         ft.Row(
             [
@@ -173,6 +174,12 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
                     icon=ft.Icons.EDIT,
                     content=ft.Text(state.tr("profile.edit")),
                     on_click=lambda e: state.edit_profile(customer_id),
+                ),
+                ft.TextButton(
+                    key="follow",
+                    icon=ft.Icons.NOTIFICATIONS_ACTIVE if following else ft.Icons.NOTIFICATIONS_NONE,
+                    content=ft.Text(state.tr("card.following" if following else "card.follow")),
+                    on_click=lambda e: state.toggle_follow(customer_id),
                 ),
             ],
             wrap=True,

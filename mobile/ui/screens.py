@@ -257,6 +257,8 @@ def CustomersScreen(state: AppState) -> ft.Control:
 
 
 def message_text(state: AppState, m: queries.MessageView) -> str:
+    if m.kind == "notice":  # written by the server in the user's language
+        return m.title
     v = m.values
     customer = m.customer_name or state.tr("common.unknown")
     if m.kind == "new_task":
@@ -321,30 +323,31 @@ def MessagesScreen(state: AppState) -> ft.Control:
     if not items and not conflicts:
         rows.append(muted(state.tr("messages.empty")))
     icons = {
-        "new_task": ft.Icons.ASSIGNMENT,
+        "task_assigned": ft.Icons.ASSIGNMENT,
+        "nudge": ft.Icons.ASSIGNMENT_LATE,
         "reminder": ft.Icons.ALARM,
+        "task_due": ft.Icons.ALARM_ON,
         "interaction": ft.Icons.TOUCH_APP,
         "complaint": ft.Icons.REPORT_PROBLEM,
+        "complaint_sla": ft.Icons.CRISIS_ALERT,
         "order": ft.Icons.SHOPPING_BAG,
-        "opportunity": ft.Icons.TRENDING_UP,
+        "stage_moved": ft.Icons.TRENDING_UP,
+        "reassigned": ft.Icons.SWAP_HORIZ,
+        "digest": ft.Icons.INBOX,
     }
     for m in items:
-
-        def opener(e, m=m):
-            if m.opportunity_id and m.kind == "opportunity":
-                state.open_opportunity(m.opportunity_id)
-            elif m.customer_id:
-                state.open_customer(m.customer_id)
-
+        kind = m.notice_kind or m.kind
+        when = ago(state, m.at)
         rows.append(
             ft.ListTile(
                 key=f"msg-{m.key}",
                 leading=ft.Icon(
-                    icons.get(m.kind, ft.Icons.NOTIFICATIONS), color=ft.Colors.BLUE_700 if m.unread else None
+                    icons.get(kind, ft.Icons.NOTIFICATIONS),
+                    color=ft.Colors.RED_700 if m.critical else ft.Colors.BLUE_700 if m.unread else None,
                 ),
                 title=ft.Text(message_text(state, m), weight=ft.FontWeight.BOLD if m.unread else None),
-                subtitle=ft.Text(ago(state, m.at)),
-                on_click=opener,
+                subtitle=ft.Text(f"{m.body} · {when}" if m.body else when),
+                on_click=lambda e, m=m: state.open_message(m),
             )
         )
     return ft.Column(rows, spacing=2, scroll=ft.ScrollMode.AUTO, expand=True)
@@ -365,6 +368,52 @@ def _logout(state: AppState):
         await state.logout()
 
     return handler
+
+
+PUSH_KINDS = ("task_assigned", "reminder", "task_due", "order", "complaint", "stage_moved")
+BUDGETS = (5, 10, 20, 50)
+
+
+def notification_settings(state: AppState) -> list[ft.Control]:
+    """Quiet hours, the daily push budget and the kinds pushed (synced: the same on every device)."""
+    prefs = state.prefs()
+    quiet = bool(prefs["quiet_start"])
+    muted_kinds = set(prefs["muted_kinds"])
+    return [
+        header(state.tr("push.title")),
+        ft.Switch(
+            key="prefs-quiet",
+            label=state.tr("push.quiet"),
+            value=quiet,
+            on_change=lambda e: state.set_quiet_hours(not quiet),
+        ),
+        ft.Text(state.tr("push.budget", count=prefs["daily_budget"]), size=13),
+        ft.Row(
+            [
+                ft.Chip(
+                    key=f"prefs-budget-{n}",
+                    label=ft.Text(str(n)),
+                    selected=int(prefs["daily_budget"]) == n,
+                    on_select=lambda e, n=n: state.set_budget(n),
+                )
+                for n in BUDGETS
+            ],
+            wrap=True,
+        ),
+        ft.Text(state.tr("push.kinds"), size=13),
+        ft.Row(
+            [
+                ft.Chip(
+                    key=f"prefs-kind-{kind}",
+                    label=ft.Text(state.tr(f"notice.{kind}")),
+                    selected=kind not in muted_kinds,
+                    on_select=lambda e, kind=kind: state.toggle_muted(kind),
+                )
+                for kind in PUSH_KINDS
+            ],
+            wrap=True,
+        ),
+    ]
 
 
 @ft.component
@@ -404,15 +453,18 @@ def SyncScreen(state: AppState) -> ft.Control:
             ft.Row(
                 [
                     ft.Chip(
-                        label=ft.Text("中文"), selected=state.locale == "zh", on_select=lambda e: state.set_locale("zh")
+                        label=ft.Text("中文"),
+                        selected=state.locale == "zh",
+                        on_select=lambda e: state.choose_language("zh"),
                     ),
                     ft.Chip(
                         label=ft.Text("English"),
                         selected=state.locale == "en",
-                        on_select=lambda e: state.set_locale("en"),
+                        on_select=lambda e: state.choose_language("en"),
                     ),
                 ]
             ),
+            *notification_settings(state),
             muted(state.tr("sync.user", name=user.display_name, role=state.tr(f"role.{user.role.value}"))),
             muted(state.tr("sync.server", url=state.server_url)),
             ft.OutlinedButton(key="logout", content=ft.Text(state.tr("sync.logout")), on_click=_logout(state)),

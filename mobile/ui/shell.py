@@ -36,6 +36,42 @@ def _icon(state: AppState, index: int, icon: str) -> ft.Control:
     return ft.Icon(icon, badge=ft.Badge(label=str(unread)) if unread else None)
 
 
+def banner(state: AppState) -> ft.Control:
+    b = state.banner or {}
+    critical = b.get("critical")
+    return ft.Container(
+        ft.Row(
+            [
+                ft.Icon(
+                    ft.Icons.CRISIS_ALERT if critical else ft.Icons.NOTIFICATIONS_ACTIVE,
+                    color=ft.Colors.RED_700 if critical else ft.Colors.BLUE_800,
+                ),
+                ft.Column(
+                    [
+                        ft.Text(b.get("title", ""), weight=ft.FontWeight.BOLD, key="banner-title"),
+                        *([ft.Text(b["body"], size=13)] if b.get("body") else []),
+                    ],
+                    spacing=0,
+                    expand=True,
+                ),
+                ft.TextButton(
+                    key="banner-open", content=ft.Text(state.tr("banner.open")), on_click=lambda e: state.open_banner()
+                ),
+                ft.IconButton(
+                    ft.Icons.CLOSE,
+                    key="banner-close",
+                    tooltip=state.tr("banner.close"),
+                    on_click=lambda e: state.dismiss_banner(),
+                ),
+            ]
+        ),
+        key="banner",
+        padding=ft.Padding.symmetric(horizontal=12, vertical=6),
+        border_radius=8,
+        bgcolor=ft.Colors.with_opacity(0.12, ft.Colors.RED_700 if critical else ft.Colors.BLUE_700),
+    )
+
+
 @ft.component
 def Shell(state: AppState, body: ft.Control) -> ft.Control:
     index = tab_index(state.route)
@@ -64,6 +100,8 @@ def Shell(state: AppState, body: ft.Control) -> ft.Control:
         padding=ft.Padding.only(left=12, right=12, top=8, bottom=4),
     )
     column: list[ft.Control] = []
+    if state.banner:  # a notification that just arrived, or a task that came due: no tap needed to see it
+        column.append(banner(state))
     if state.toast:  # what the last action did (or why it did not), on every screen
         column.append(
             ft.Container(
