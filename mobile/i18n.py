@@ -55,6 +55,7 @@ ZH: dict[str, str] = {
     "role.admin": "管理员",
     # today
     "today.title": "今日任务",
+    "today.upcoming": "即将到期（3天内）",
     "today.empty": "今天没有待办任务",
     "today.overdue": "已逾期",
     "today.due": "到期 {time}",
@@ -302,6 +303,7 @@ EN: dict[str, str] = {
     "role.regional_manager": "Regional manager",
     "role.admin": "Admin",
     "today.title": "Today",
+    "today.upcoming": "Coming up (next 3 days)",
     "today.empty": "Nothing due today",
     "today.overdue": "Overdue",
     "today.due": "Due {time}",

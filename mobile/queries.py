@@ -472,6 +472,28 @@ def today_tasks(
     return grouped
 
 
+def upcoming_tasks(
+    replica: Replica,
+    user_id: str | None = None,
+    *,
+    tz: str | dt.tzinfo = "Asia/Shanghai",
+    now: dt.datetime | None = None,
+    days: int = 3,
+) -> list[TaskView]:
+    """The user's open tasks due in the ``days`` days after today (what tomorrow holds: a browse
+    follow-up the rules made for the next store day, a call-back), ordered by due time."""
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    now = now or _utcnow()
+    local = now.astimezone(zone)
+    start = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return _tasks(
+        replica,
+        "t.owner_id = ? AND t.status = 'open' AND t.due_at >= ? AND t.due_at < ?",
+        [str(user_id or replica.user_id), times.bound(start), times.bound(start + dt.timedelta(days=days))],
+        now,
+    )
+
+
 # --- pipeline -------------------------------------------------------------------------------------
 
 

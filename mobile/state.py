@@ -414,6 +414,11 @@ class AppState:
 
         return self._cached("today", make)
 
+    def upcoming(self) -> list[queries.TaskView]:
+        return self._cached(
+            "upcoming", lambda: queries.upcoming_tasks(self.replica, tz=self.time_zone(), now=self.now())
+        )
+
     def hits(self) -> list[queries.CustomerHit]:
         key = ("hits", self.query, tuple(self.filters))
         return self._cached(

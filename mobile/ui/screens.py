@@ -147,6 +147,10 @@ def TodayScreen(state: AppState) -> ft.Control:
             header(f"{state.tr('group.' + kind) if 'group.' + kind in CATALOGUES['zh'] else kind} · {len(tasks)}")
         )
         rows.extend(task_tile(state, task) for task in tasks)
+    upcoming = state.upcoming()
+    if upcoming:
+        rows.append(header(f"{state.tr('today.upcoming')} · {len(upcoming)}"))
+        rows.extend(task_tile(state, task) for task in upcoming)
     return ft.Column(rows, spacing=8, scroll=ft.ScrollMode.AUTO, expand=True)
 
 
