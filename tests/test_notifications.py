@@ -210,7 +210,7 @@ async def test_a_due_task_is_told_once_per_due_time(world: World):
     at_once = await tasks.create(caller=rep, data=TaskCreate(title="马上回电", due_at=now, customer_id=customer.id))
 
     async def made(at: dt.datetime) -> list[str]:
-        await service.due(at)
+        await service.due(at, stores=[shop.id])
         return [n["title"] for n in await mine(shop.rep) if n["kind"] == "task_due"]
 
     assert await made(now + HOUR - MIN) == []

@@ -492,17 +492,22 @@ async def feed(now: dt.datetime | None = None, *, stores: Sequence[uuid.UUID] | 
     return made
 
 
-async def due(now: dt.datetime | None = None) -> int:
-    """Tell owners of open tasks whose due time has come (within DUE_LOOKBACK), once per due time."""
+async def due(now: dt.datetime | None = None, *, stores: Sequence[uuid.UUID] | None = None) -> int:
+    """Tell owners of open tasks whose due time has come (within DUE_LOOKBACK), once per due time
+    (``stores``: only these)."""
     now = now or dt.datetime.now(dt.UTC)
+    only = ""
+    if stores is not None:
+        only = f" AND t.store_id IN ({', '.join('{}' for _ in stores)})" if stores else " AND 1=0"
     rows = await Notification.raw(
         "SELECT t.id, t.owner_id, t.store_id, t.customer_id, t.opportunity_id, t.title, t.due_at, t.created_at, "
         "c.name AS customer, s.time_zone FROM tasks t LEFT JOIN customers c ON c.id = t.customer_id "
         "JOIN stores s ON s.id = t.store_id "
-        "WHERE t.status = 'open' AND t.deleted = false AND t.owner_id IS NOT NULL AND t.due_at <= {} AND t.due_at > {} "
-        "LIMIT 5000",
+        "WHERE t.status = 'open' AND t.deleted = false AND t.owner_id IS NOT NULL AND t.due_at <= {} AND t.due_at > {}"
+        f"{only} LIMIT 5000",
         now,
         now - DUE_LOOKBACK,
+        *(stores or []),
     )
     drafts = []
     for r in rows:
