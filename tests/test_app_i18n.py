@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mobile import engine, state
-from mobile.ui import screens
 from mobile.i18n import CATALOGUES, DEFAULT_LOCALE, EN, LOCALES, ZH, pick_locale, t
+from mobile.ui import screens
 from shared import sync as proto
 from shared.enums import (
     ComplaintCategory,
