@@ -442,3 +442,57 @@ async def test_retry_with_backoff_then_give_up_and_remove_a_gone_subscription(wo
     [five] = await make(rep, "reminder", at + MIN)
     await service.plan_pushes(at + MIN)
     assert await states([five]) == ["none"]  # no device left
+
+
+async def test_android_push_through_fcm_configured_by_settings(world: World, tmp_path):
+    """The dispatcher with the FCM adapter built from settings (a service-account file) against the
+    loopback FCM: a critical alert goes out at high priority, a 5xx is retried later, a 4xx is given
+    up at once, and a token FCM calls unregistered removes the device."""
+    import json
+
+    from server.settings import Settings
+    from tests.fcm_standin import FcmStandin
+
+    shop = await world.shop()
+    rep = shop.rep
+    with FcmStandin() as fcm:
+        account = tmp_path / "service-account.json"
+        account.write_text(json.dumps(fcm.service_account()))
+        settings = Settings(
+            fcm_credentials_file=str(account), fcm_endpoint=fcm.url, vapid_private_key=generate_vapid_key()
+        )
+        senders = dispatch.senders_from(settings)
+        assert sorted(senders) == ["fcm", "webpush"]
+        token = f"fcm-token-{uuid.uuid4().hex}"
+        async with db.transaction():
+            phone = await service.subscribe(caller=caller(shop, rep), channel="fcm", address=token, label="Mate 60")
+        now = sh(25, 11, 0)
+        [alarm] = await make(rep, "complaint_sla", now)
+        await service.plan_pushes(now)
+        fcm.fail_next_sends(503, retry_after=20)
+        assert (await dispatch.dispatch(senders, now)).retried == 1
+        assert fcm.messages == []
+        assert (await dispatch.dispatch(senders, now + dt.timedelta(seconds=10))).total == 0  # Retry-After
+        assert (await dispatch.dispatch(senders, now + dt.timedelta(seconds=31))).sent == 1
+        [message] = fcm.messages
+        assert message["token"] == token and message["android"]["priority"] == "HIGH"
+        assert message["data"]["notification_id"] == str(alarm) and message["notification"]["title"].startswith(
+            "投诉超时："
+        )
+
+        [refused] = await make(rep, "reminder", now + HOUR)
+        await service.plan_pushes(now + HOUR)
+        fcm.fail_next_sends(400)
+        assert (await dispatch.dispatch(senders, now + HOUR)).failed == 1
+        assert (await dispatch.dispatch(senders, now + 5 * HOUR)).total == 0
+        assert await sends([refused]) == [("failed", 1)]
+
+        fcm.unregister(token)
+        [_gone] = await make(rep, "reminder", now + 2 * HOUR)
+        await service.plan_pushes(now + 2 * HOUR)
+        assert (await dispatch.dispatch(senders, now + 2 * HOUR)).gone == 1
+        row = await PushSubscription.select().where(PushSubscription.id == phone).first()
+        assert (
+            row["removed_at"] is not None and "UNREGISTERED" in row["removed_reason"] or "404" in row["removed_reason"]
+        )
+        await senders["fcm"].aclose()
