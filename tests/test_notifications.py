@@ -248,11 +248,24 @@ async def states(ids: list[uuid.UUID]) -> list[str]:
     return [rows[i] for i in ids]
 
 
+_devices: list[uuid.UUID] = []
+
+
+@pytest.fixture(autouse=True)
+async def _unplug_devices():
+    """A test's devices go when it ends, so its queued sends never reach another test's push service."""
+    yield
+    while _devices:
+        await dispatch.remove_subscription(_devices.pop(), "test over", dt.datetime.now(dt.UTC))
+
+
 async def device(shop: Shop, person: Person) -> uuid.UUID:
     async with db.transaction():
-        return await service.subscribe(
+        ident = await service.subscribe(
             caller=caller(shop, person), channel="fcm", address=f"test-token-{uuid.uuid4().hex}", label="测试手机"
         )
+    _devices.append(ident)
+    return ident
 
 
 async def test_quiet_hours_hold_the_budget_digests_critical_bypasses(world: World):
@@ -335,7 +348,7 @@ def receiver():
 async def browser(shop: Shop, person: Person, receiver: PushReceiver) -> uuid.UUID:
     target, _ = make_subscription(receiver)
     async with db.transaction():
-        return await service.subscribe(
+        ident = await service.subscribe(
             caller=caller(shop, person),
             channel="webpush",
             address=target.endpoint,
@@ -343,6 +356,8 @@ async def browser(shop: Shop, person: Person, receiver: PushReceiver) -> uuid.UU
             auth=target.auth,
             label="Chromium",
         )
+    _devices.append(ident)
+    return ident
 
 
 async def sends(ids: list[uuid.UUID]) -> list[tuple[str, int]]:
@@ -466,6 +481,7 @@ async def test_android_push_through_fcm_configured_by_settings(world: World, tmp
         token = f"fcm-token-{uuid.uuid4().hex}"
         async with db.transaction():
             phone = await service.subscribe(caller=caller(shop, rep), channel="fcm", address=token, label="Mate 60")
+        _devices.append(phone)
         now = sh(25, 11, 0)
         [alarm] = await make(rep, "complaint_sla", now)
         await service.plan_pushes(now)
