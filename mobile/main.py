@@ -10,6 +10,7 @@ from pathlib import Path
 
 import flet as ft
 
+from mobile.alarms import TaskAlarms, android_scheduler
 from mobile.i18n import pick_locale
 from mobile.session import PreferencesCredentials
 from mobile.state import AppState, server_url_from_env
@@ -30,10 +31,20 @@ async def main(page: ft.Page) -> None:
     state = AppState(server_url=server_url_from_env())
     state.locale = pick_locale(os.environ.get("FLOORWALKER_LOCALE") or "zh")
     launcher = ft.UrlLauncher()
+    alarms = None
+    if page.platform == ft.PagePlatform.ANDROID:  # the packaged app: reminders as local notifications
+        scheduler = android_scheduler()
+        if scheduler is not None:
+            alarms = TaskAlarms(scheduler)
+            try:
+                await scheduler.request_permissions()
+            except Exception:  # refused or unavailable: the in-app banner still works
+                log.warning("local notifications not permitted", exc_info=True)
     state.attach(
         PreferencesCredentials(ft.SharedPreferences()),
         navigate=page.navigate,
         launch=lambda url: launcher.launch_url(url),
+        alarms=alarms,
     )
     state.set_wide(page.width)
 

@@ -225,6 +225,7 @@ class AppState:
         clock: Callable[[], dt.datetime] | None = None,
         live: bool = True,
         root: Path | None = None,
+        alarms: Any = None,
     ) -> AppState:
         self._store = store
         self._navigate = navigate
@@ -235,6 +236,8 @@ class AppState:
         self._root = root
         self._device: Device | None = None
         self._cache: dict[Any, Any] = {}
+        self._alarms = alarms  # mobile.alarms.TaskAlarms on a phone that can schedule local notifications
+        self._alarm_round: asyncio.Task | None = None
         self.seed_username, self.seed_server = self.username, self.server_url
         return self
 
@@ -357,6 +360,7 @@ class AppState:
         if changed:
             self._changed()
             self._announce()
+            self._reschedule()
 
     async def _forget(self) -> None:
         await self._store.save(None)
@@ -364,6 +368,22 @@ class AppState:
 
     def _on_local_change(self) -> None:
         self._changed()
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        """Bring the phone's local alarms in step with the tasks (one round at a time)."""
+        if self._alarms is None or self._device is None or self.user is None:
+            return
+        if self._alarm_round is not None and not self._alarm_round.done():
+            return
+        self._alarm_round = asyncio.ensure_future(self.update_alarms())
+
+    async def update_alarms(self) -> tuple[int, int]:
+        if self._alarms is None or self._device is None or self.user is None:
+            return 0, 0
+        return await self._alarms.update(
+            self.replica, str(self.user.id), self.now(), lambda title: self.tr("banner.due", title=title)
+        )
 
     def _changed(self) -> None:
         self._cache.clear()

@@ -157,3 +157,65 @@ async def test_follow_and_push_settings_go_through_the_outbox(rep, live_server):
     finally:
         await CustomerFollow.delete().where(CustomerFollow.user_id == user_id)
         await NotificationPrefs.delete().where(NotificationPrefs.user_id == user_id)
+
+
+class RecordingScheduler:
+    """The phone's notification scheduler (the Android plugin): a double at the platform's edge that
+    records what the app asked for."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, tuple] = {}
+        self.calls: list[str] = []
+
+    async def schedule_notification(self, notification_id, title, body, scheduled_time, **options) -> None:
+        assert scheduled_time.tzinfo is not None and options["payload"].startswith("/")
+        self.pending[notification_id] = (title, body, scheduled_time)
+        self.calls.append(f"schedule {notification_id}")
+
+    async def cancel(self, notification_id) -> None:
+        self.pending.pop(notification_id, None)
+        self.calls.append(f"cancel {notification_id}")
+
+
+async def test_upcoming_tasks_become_local_alarms_that_follow_snoozes_and_completions(rep):
+    from mobile.alarms import TaskAlarms, alarm_id
+
+    state = rep.state
+    scheduler = RecordingScheduler()
+    state._alarms = TaskAlarms(scheduler)
+    now = dt.datetime.now(dt.UTC)
+    customer = queries.search_customers(state.replica, "", unmask=True)[0]
+    soon, later, past = (str(uuid.uuid4()) for _ in range(3))
+    try:
+        for ident, title, due in (
+            (soon, "量尺寸", now + dt.timedelta(hours=2)),
+            (later, "送货回访", now + dt.timedelta(days=2)),
+            (past, "昨天的事", now - dt.timedelta(hours=1)),
+        ):
+            state.replica.mutate(
+                "task.create",
+                {"id": ident, "title": title, "due_at": times.utc_text(due), "customer_id": customer.id},
+            )
+        await state.update_alarms()
+        mine = {alarm_id(soon), alarm_id(later)}
+        assert mine <= set(scheduler.pending) and alarm_id(past) not in scheduler.pending
+        title, body, at = scheduler.pending[alarm_id(soon)]
+        assert title == "到期：量尺寸" and body == customer.name
+        assert abs((at - (now + dt.timedelta(hours=2))).total_seconds()) < 1
+
+        state.replica.snooze_task(soon, times.utc_text(now + dt.timedelta(hours=5)))
+        state.replica.complete_task(later)
+        scheduler.calls.clear()
+        await state.update_alarms()
+        assert f"cancel {alarm_id(later)}" in scheduler.calls and alarm_id(later) not in scheduler.pending
+        assert scheduler.calls.count(f"schedule {alarm_id(soon)}") == 1  # moved to the new due time
+        assert abs((scheduler.pending[alarm_id(soon)][2] - (now + dt.timedelta(hours=5))).total_seconds()) < 1
+        scheduler.calls.clear()
+        await state.update_alarms()
+        assert scheduler.calls == []  # nothing changed, nothing asked
+    finally:
+        state._alarms = None
+        for ident in (soon, past):
+            state.replica.complete_task(ident)
+        await state.sync_now()
+        await Task.delete().where(Task.id.is_in([uuid.UUID(i) for i in (soon, later, past)]))
