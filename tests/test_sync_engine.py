@@ -376,7 +376,8 @@ async def test_the_poke_stream_carries_only_the_callers_scopes(stores, live_serv
         assert response.headers["content-type"].startswith("text/event-stream")
         reader = asyncio.create_task(read(response))
         try:
-            mine = {proto.ORG_SCOPE, proto.CATALOG_SCOPE, str(stores["SH-PD"])}
+            user = (await http.get("/api/auth/me", headers=headers)).json()
+            mine = {proto.ORG_SCOPE, proto.CATALOG_SCOPE, str(stores["SH-PD"]), proto.user_scope(user["id"])}
             assert await wait_for(lambda: {p["scope"] for p in pokes} >= mine, 3.0), pokes
             assert {p["scope"] for p in pokes} == mine  # every scope's version first, and only those
             first = {p["scope"]: p["version"] for p in pokes}
