@@ -20,6 +20,7 @@ from server.customers.controller import CustomerController
 from server.errors import DomainError, RateLimited, Unauthorized
 from server.events.controller import EventController
 from server.interactions.controller import InteractionController
+from server.notifications.controller import NotificationController, PushController
 from server.opportunities.controller import OpportunityController, PipelineController
 from server.rules.controller import RuleController
 from server.settings import Settings
@@ -77,7 +78,7 @@ def provide_caller(request: Request) -> Caller:
 
 
 def create_app(settings: Settings) -> Litestar:
-    pokes = PokeHub()
+    pokes = PokeHub.from_settings(settings)  # with settings.redis_url: pokes cross processes via Redis
 
     async def startup() -> None:
         await db.start(settings)
@@ -89,6 +90,12 @@ def create_app(settings: Settings) -> Litestar:
 
     def provide_settings() -> Settings:
         return settings
+
+    async def after_response(request: Request) -> None:
+        # Any write (a task made over HTTP, a customer edited, a push) may have moved a change
+        # counter: look now rather than at the next poll, so listeners hear of it at once.
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            pokes.wake()
 
     app = Litestar(
         route_handlers=[
@@ -104,6 +111,8 @@ def create_app(settings: Settings) -> Litestar:
             SyncController,
             RuleController,
             EventController,
+            NotificationController,
+            PushController,
         ],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),
@@ -121,6 +130,7 @@ def create_app(settings: Settings) -> Litestar:
             ),
             security=[{"BearerToken": []}],
         ),
+        after_response=after_response,
         on_startup=[startup],
         on_shutdown=[shutdown],
         debug=False,

@@ -226,6 +226,10 @@ async def _sweep(settings: Settings, rules: list[str] | None, limit: int | None)
     await db.start(settings)
     try:
         result = await sweep(codes=rules, limit=MAX_NEW_PER_RULE if limit is None else max(0, limit))
+        if result.total:
+            from server.sync import pokes
+
+            await pokes.announce(settings)  # the phones hear of the new tasks now (with Redis)
     finally:
         await db.stop()
     summary = {"created": result.created, "total": result.total, "seconds": round(result.seconds, 3)}

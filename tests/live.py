@@ -88,3 +88,47 @@ class LiveServer:
     def tracebacks(self) -> str:
         text = self.log_path.read_text() if self.log_path.exists() else ""
         return text[text.find("Traceback") :] if "Traceback" in text else ""
+
+
+class LiveWorker:
+    """A real `floorwalker worker` (the scheduler alone, as on PostgreSQL in production), with the
+    environment of a LiveServer; stopped by PID."""
+
+    def __init__(self, server: LiveServer, extra_env: dict | None = None) -> None:
+        self.env = {**server.env, **(extra_env or {})}
+        self.log_path = server.log_path.with_name(f"worker-{server.port}.log")
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self, timeout: float = 30.0) -> LiveWorker:
+        self._log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "worker"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # running once it leads (or waits to)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}: {self.log_path.read_text()[-3000:]}")
+            if "scheduler: leader now" in self.log_path.read_text():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the worker did not lead within {timeout} s: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        if self._log:
+            self._log.close()
+            self._log = None

@@ -21,6 +21,7 @@ from server.events.service import sign
 from server.interactions.tables import Interaction
 from server.notifications.tables import FeedCursor, Notification
 from server.tasks.tables import Task
+from tests.live import LiveWorker
 from tests.webapp import CHROMIUM, CHROMIUM_ARGS, WebClient, need_chromium, open_app, screenshot, sign_in
 
 pytestmark = pytest.mark.slow
@@ -39,9 +40,13 @@ async def notifying_server(live_server, stores):
     live_server.stop()
     live_server.env["FLOORWALKER_NOTIFY_SECONDS"] = "1"
     live_server.start()
+    # On SQLite `serve` runs the scheduler; on PostgreSQL the scheduler is the worker's, as in production.
+    worker = None if live_server.database_url.startswith("sqlite") else LiveWorker(live_server).start()
     try:
         yield live_server
     finally:
+        if worker is not None:
+            worker.stop()
         live_server.stop()
         live_server.env["FLOORWALKER_NOTIFY_SECONDS"] = "0"
         live_server.start()

@@ -38,6 +38,4 @@ async def tick() -> None:
     if made:
         from server.sync import pokes
 
-        announce = getattr(pokes, "announce", None)
-        if announce is not None:
-            await announce(Settings.from_env())
+        await pokes.announce(Settings.from_env())  # the users' apps pull their new notifications now
