@@ -8,6 +8,14 @@ from server.auth.tables import LoginAttempt, RefreshToken, User
 from server.catalog.tables import Category, Product
 from server.complaints.tables import Complaint
 from server.customers.tables import Customer, CustomerIdentity, CustomerPhone, CustomerTag
+from server.imports.tables import (
+    CustomerAlias,
+    CustomerMerge,
+    ImportJob,
+    ImportMapping,
+    ImportRejection,
+    MergeCandidate,
+)
 from server.interactions.tables import Interaction
 from server.notifications.tables import (
     CustomerFollow,
@@ -56,6 +64,12 @@ TABLES = [
     PushSubscription,
     PushSend,
     FeedCursor,
+    ImportMapping,
+    ImportJob,
+    ImportRejection,
+    CustomerMerge,
+    MergeCandidate,
+    CustomerAlias,
 ]
 
 APP_CONFIG = AppConfig(

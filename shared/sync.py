@@ -160,6 +160,8 @@ TABLES: tuple[TableSpec, ...] = (
         "winner_hlc:text loser_hlc:text at:ts",
         indexes=(("loser_user_id", "at"),),
     ),
+    # A merged-away customer id and the customer it now is (the phone opens the survivor).
+    _t("customer_aliases", "store", "survivor_id:uuid merge_id:uuid", indexes=(("survivor_id",),)),
     # The user's own rows (scope "u:<user id>"): the message centre, follows, push preferences.
     _t(
         "notifications",

@@ -1,0 +1,1 @@
+"""Imports: files in (mapping, cleaning, batches), identity resolution, reversible merges."""
