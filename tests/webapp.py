@@ -165,7 +165,7 @@ async def type_into(page, label: str, text: str) -> None:
     raise AssertionError(f"the field {label!r} holds {seen!r}, not {text!r}")
 
 
-async def tap_until(page, button, shows, attempts: int = 4, wait_ms: int = 5000) -> None:
+async def tap_until(page, button, shows, attempts: int = 4, wait_ms: int = 8000) -> None:
     """Tap ``button`` until ``shows`` (a locator) is on screen. Under load a tap on the
     accessibility node can land while Flutter rebuilds that part of the screen and go nowhere; a
     person taps again, and so does this. (Only for taps that are safe to repeat: opening a sheet.)"""
