@@ -19,6 +19,7 @@ from server.auth.scope import Caller
 from server.customers.controller import CustomerController
 from server.errors import DomainError, RateLimited, Unauthorized
 from server.events.controller import EventController
+from server.imports.controller import ImportController, MergeController
 from server.interactions.controller import InteractionController
 from server.notifications.controller import NotificationController, PushController
 from server.opportunities.controller import OpportunityController, PipelineController
@@ -113,6 +114,8 @@ def create_app(settings: Settings) -> Litestar:
             EventController,
             NotificationController,
             PushController,
+            ImportController,
+            MergeController,
         ],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),

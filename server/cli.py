@@ -55,6 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run every enabled rule once now and print what it created")
     sweep.add_argument("--rule", action="append", default=None, help="only this rule (repeatable)")
     sweep.add_argument("--limit", type=int, default=None, help="new tasks per rule at most (0: all; default 5000)")
+    imp = sub.add_parser("import", help="import customers from a CSV or XLSX file")
+    imp.add_argument("file", help="the .csv (UTF-8, UTF-8 with BOM or GBK) or .xlsx file")
+    imp.add_argument("--mapping", default=None, help="a saved mapping template (default: suggested from the headers)")
+    imp.add_argument("--store", default=None, help="the store code for rows without a store column, e.g. BJ-CY")
+    imp.add_argument("--source", default="excel", help="pos | online_shop | wechat | call_centre | excel")
+    imp.add_argument("--dry-run", action="store_true", help="show what would happen; change nothing")
+    imp.add_argument("--resume", default=None, metavar="JOB_ID", help="go on with an import that stopped")
+    imp.add_argument("--no-progress", action="store_true", help="no progress bar")
     run = sub.add_parser("run", help="everything on one machine: migrate, demo data, API, scheduler")
     run.add_argument("--host", default=None)
     run.add_argument("--port", type=int, default=None)
@@ -237,6 +245,58 @@ async def _sweep(settings: Settings, rules: list[str] | None, limit: int | None)
     return 0
 
 
+async def _import(settings: Settings, args: argparse.Namespace, data: bytes) -> int:
+    import json
+    import uuid
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from server import db
+    from server.errors import DomainError
+    from server.imports import service
+
+    path = Path(args.file)
+    await db.start(settings)
+    bar = Progress(
+        TextColumn("导入 import"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        TimeRemainingColumn(),
+        disable=args.no_progress,
+    )
+    try:
+        with bar:
+            task = bar.add_task("rows", total=None, counts="")
+
+            def progress(done: int, total: int, c: service.Counts) -> None:
+                counts = f"新建 {c.created} 更新 {c.updated} 合并 {c.merged} 未变 {c.unchanged} 拒绝 {c.rejected}"
+                bar.update(task, completed=done, total=total or None, counts=counts)
+
+            if args.resume:
+                await service.resume(uuid.UUID(args.resume), data, path.name, progress)
+                job = await service.job(uuid.UUID(args.resume))
+            else:
+                job, _ = await service.import_bytes(
+                    data, path.name, mapping=args.mapping, store_code=args.store, dry_run=args.dry_run,
+                    source=args.source, progress=progress,
+                )  # fmt: skip
+        summary = {k: job[k] for k in ("created", "updated", "unchanged", "merged", "rejected", "review")}
+        summary.update(job=str(job["id"]), rows=job["total_rows"], dry_run=bool(job["dry_run"]))
+        if job["rejected"]:
+            rejected = path.with_name(f"{path.stem}.rejected.csv")
+            await asyncio.to_thread(rejected.write_text, await service.rejections_csv(job["id"]), encoding="utf-8")
+            summary["rejected_file"] = str(rejected)
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
+    except DomainError as exc:
+        print(f"floorwalker import: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        await db.stop()
+
+
 async def _worker(settings: Settings) -> int:
 
     from server import db
@@ -278,6 +338,13 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_worker(settings))
     if args.command == "sweep":
         return asyncio.run(_sweep(settings, args.rule, args.limit))
+    if args.command == "import":
+        try:
+            data = open(args.file, "rb").read()
+        except OSError as exc:
+            print(f"floorwalker import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        return asyncio.run(_import(settings, args, data))
     if args.command == "run":
         return asyncio.run(_run(settings, host, args.port or settings.api_port))
     if args.command == "app":

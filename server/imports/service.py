@@ -1,0 +1,803 @@
+"""Importing customers from CSV and XLSX files: mapping, cleaning, identity resolution, batches.
+
+A file is read as a stream of rows (CSV in UTF-8, UTF-8 with BOM or GBK/GB18030; XLSX through
+openpyxl's read-only mode), mapped to fields by a saved template or by the headers' names, and
+processed in batches of ``BATCH`` rows, each in one transaction that also moves the job's counters
+and ``next_row`` — so a run that stops (a crash, Ctrl-C) resumes at the first batch not committed.
+
+Each row ends as exactly one of:
+- **created** — a new customer (with phones, channel identities, tags);
+- **updated** — it is a customer we have (same phone, identity or e-mail, and a similar name) and
+  brought something new (a phone, an identity, an empty field filled);
+- **unchanged** — it is a customer we have and brought nothing new (re-importing a file);
+- **merged** — it is a customer we have, recognised without a shared key (name, address, birthday
+  scored by :mod:`server.imports.matching`), or it showed that two customers we have are one
+  person, who were then merged (reversibly, :mod:`server.imports.merging`);
+- **rejected** — kept with its reason in ``import_rejections`` (downloadable), never dropped.
+
+created + updated + unchanged + merged + rejected = the file's rows. Possible duplicates in the
+band below automatic merging are queued (``merge_candidates``) for a person to decide.
+A dry run does all of it in memory and writes only the job and its rejections.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from server import db
+from server.errors import Invalid, NotFound
+from server.imports import cleaning, matching, merging
+from server.imports.tables import ImportJob
+from server.sync.service import allocate_versions, store_scope
+from shared.ids import uuid7
+
+BATCH = 2000
+IDENTITY_FIELDS = ("pos_member_id", "online_shop_id", "wechat_unionid", "wechat_openid")
+PERSON_FIELDS = (
+    "name",
+    "phone",
+    "phone2",
+    "email",
+    "address",
+    "province",
+    "city",
+    "district",
+    "gender",
+    "birthday",
+    "store_code",
+    "owner_username",
+    "notes",
+    "tags",
+    *IDENTITY_FIELDS,
+)
+
+
+# --- reading files ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Table:
+    headers: list[str]
+    rows: Iterator[list[str]]
+    encoding: str
+    total: int
+
+
+def read_table(data: bytes, file_name: str) -> Table:
+    """The header row and a stream of data rows (lists of text) of a CSV or XLSX file."""
+    if file_name.lower().endswith((".xlsx", ".xlsm")) or data[:4] == b"PK\x03\x04":
+        return _read_xlsx(data)
+    text, encoding = cleaning.decode_bytes(data)
+    total = max(0, sum(1 for line in text.splitlines() if line.strip()) - 1)
+    reader = csv.reader(io.StringIO(text))
+    headers = next(reader, [])
+    if not any(h.strip() for h in headers):
+        raise Invalid("the file has no header row (the first row names the columns)", field="file")
+    return Table([h.strip() for h in headers], (r for r in reader if any(c.strip() for c in r)), encoding, total)
+
+
+def _read_xlsx(data: bytes) -> Table:
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # not a workbook, or a damaged one
+        raise Invalid(f"not a readable XLSX workbook: {exc}", field="file") from None
+    sheet = book.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
+    first = next(rows, None)
+    if not first or not any(first):
+        raise Invalid("the first sheet has no header row", field="file")
+
+    def text(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, dt.datetime):
+            return value.isoformat(sep=" ")
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))  # a phone typed as a number: 13812345678.0
+        return str(value)
+
+    total = max(0, (sheet.max_row or 1) - 1)
+    data_rows = ([text(v) for v in r] for r in rows if r and any(v not in (None, "") for v in r))
+    return Table([text(h).strip() for h in first], data_rows, "xlsx", total)
+
+
+# --- one row -------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Record:
+    row_number: int
+    raw: dict[str, str]
+    name: str
+    phones: list[tuple[str, str, str]]  # (E.164, digits, kind)
+    email: str | None
+    province: str
+    city: str
+    district: str
+    address: str
+    gender: str | None
+    birthday: dt.date | None
+    identities: list[tuple[str, str]]
+    tags: list[str]
+    store_code: str
+    owner_username: str
+
+    def person(self, ident: str = "", store_id: str = "") -> matching.Person:
+        return matching.Person(
+            id=ident,
+            name=self.name,
+            phones=tuple(p[1] for p in self.phones),
+            emails=(self.email,) if self.email else (),
+            identities=tuple(self.identities),
+            province=self.province,
+            city=self.city,
+            district=self.district,
+            address=self.address,
+            birthday=self.birthday.isoformat() if self.birthday else "",
+            gender=self.gender or "",
+            store_id=store_id,
+        )
+
+
+def clean_row(row_number: int, raw: dict[str, str]) -> Record:
+    """A mapped row, cleaned; raises cleaning.Rejected naming the field and why."""
+    name = cleaning.clean_name(raw.get("name", ""))
+    phones = []
+    for field in ("phone", "phone2"):
+        value = raw.get(field, "")
+        if cleaning.is_blank_marker(cleaning.clean_text(value)):
+            continue  # no number here (a row still needs a phone or an identity: checked below)
+        try:
+            phones.append(cleaning.clean_phone(value))
+        except cleaning.Rejected as exc:  # a bad second number too: the row comes back to be fixed, whole
+            raise cleaning.Rejected(field, exc.reason.replace("phone", field, 1)) from None
+    identities = [
+        (k, cleaning.clean_text(raw[k]))
+        for k in IDENTITY_FIELDS
+        if raw.get(k) and not cleaning.is_blank_marker(cleaning.clean_text(raw[k]))
+    ]
+    if not phones and not identities:
+        raise cleaning.Rejected("phone", "phone is empty (and no channel identity): nothing to know the customer by")
+    email = cleaning.clean_email(raw.get("email"))
+    address = cleaning.split_address(raw.get("address", ""))
+    province = cleaning.clean_text(raw.get("province", "")) or address.province
+    city = cleaning.clean_text(raw.get("city", "")) or address.city
+    district = cleaning.clean_text(raw.get("district", "")) or address.district
+    birthday = None
+    if raw.get("birthday") and not cleaning.is_blank_marker(cleaning.clean_text(raw["birthday"])):
+        birthday = cleaning.parse_date(raw["birthday"])
+    tags = [t for t in (cleaning.clean_text(x) for x in _split_tags(raw.get("tags", ""))) if t][:10]
+    return Record(
+        row_number=row_number,
+        raw=raw,
+        name=name,
+        phones=list(dict.fromkeys(phones)),
+        email=email,
+        province=province[:32],
+        city=city[:32],
+        district=district[:32],
+        address=(address.rest or "")[:200],
+        gender=cleaning.parse_gender(raw.get("gender")),
+        birthday=birthday,
+        identities=identities,
+        tags=[t[:32] for t in tags],
+        store_code=cleaning.clean_text(raw.get("store_code", "")),
+        owner_username=cleaning.clean_text(raw.get("owner_username", "")),
+    )
+
+
+def _split_tags(text: str) -> list[str]:
+    for sep in ("，", "、", ";", "；", "|"):
+        text = text.replace(sep, ",")
+    return text.split(",")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- what we know of customers (from the database, and made by this run) ---------------------------------
+
+
+@dataclasses.dataclass
+class Known:
+    id: str
+    store_id: str
+    name: str
+    fields: dict[str, Any]  # email, province, city, district, address, gender, birthday
+    phones: set[str]  # digits
+    identities: set[tuple[str, str]]
+    tags: set[str]
+    new: bool = False  # made by this run (not in the database before it)
+
+    def person(self) -> matching.Person:
+        birthday = self.fields.get("birthday")
+        return matching.Person(
+            id=self.id,
+            name=self.name,
+            phones=tuple(sorted(self.phones)),
+            emails=(self.fields["email"],) if self.fields.get("email") else (),
+            identities=tuple(sorted(self.identities)),
+            province=self.fields.get("province") or "",
+            city=self.fields.get("city") or "",
+            district=self.fields.get("district") or "",
+            address=self.fields.get("address") or "",
+            birthday=birthday.isoformat() if isinstance(birthday, dt.date) else (birthday or ""),
+            gender=self.fields.get("gender") or "",
+            store_id=self.store_id,
+        )
+
+
+FILL = ("email", "province", "city", "district", "address", "gender", "birthday")
+
+
+def _in(values: list[Any]) -> str:
+    return ", ".join("{}" for _ in values)
+
+
+async def _chunks(sql: str, values: list[Any], *extra: Any) -> list[dict[str, Any]]:
+    """``sql`` with one ``IN (%s)`` filled by ``values`` in chunks (parameter limits)."""
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(values), 1000):
+        chunk = values[start : start + 1000]
+        out += await ImportJob.raw(sql % _in(chunk), *chunk, *extra)
+    return out
+
+
+async def load_known(ids: set[str]) -> dict[str, Known]:
+    if not ids:
+        return {}
+    keys = [uuid.UUID(i) for i in ids]
+    out: dict[str, Known] = {}
+    for r in await _chunks(
+        "SELECT id, store_id, name, email, province, city, district, address, gender, birthday FROM customers "
+        "WHERE id IN (%s) AND deleted = false",
+        keys,
+    ):
+        birthday = r["birthday"]
+        if isinstance(birthday, str):
+            birthday = dt.date.fromisoformat(birthday[:10])
+        fields = {f: r[f] for f in FILL}
+        fields["birthday"] = birthday
+        out[str(r["id"])] = Known(str(r["id"]), str(r["store_id"]), r["name"], fields, set(), set(), set())
+    for r in await _chunks(
+        "SELECT customer_id, digits FROM customer_phones WHERE customer_id IN (%s) AND deleted = false", keys
+    ):
+        if str(r["customer_id"]) in out:
+            out[str(r["customer_id"])].phones.add(r["digits"])
+    for r in await _chunks(
+        "SELECT customer_id, kind, value FROM customer_identities WHERE customer_id IN (%s) AND deleted = false", keys
+    ):
+        if str(r["customer_id"]) in out:
+            out[str(r["customer_id"])].identities.add((r["kind"], r["value"]))
+    for r in await _chunks(
+        "SELECT customer_id, tag FROM customer_tags WHERE customer_id IN (%s) AND deleted = false", keys
+    ):
+        if str(r["customer_id"]) in out:
+            out[str(r["customer_id"])].tags.add(r["tag"])
+    return out
+
+
+async def candidates_in_db(records: list[Record]) -> set[str]:
+    """Customers sharing a blocking key with any of ``records``: a phone, an identity, an e-mail, a
+    name (its city checked by the scorer)."""
+    digits = sorted({p[1] for r in records for p in r.phones})
+    values = sorted({v for r in records for _, v in r.identities})
+    emails = sorted({r.email for r in records if r.email})
+    names = sorted({r.name for r in records})
+    found: set[str] = set()
+    if digits:
+        found |= {
+            str(r["customer_id"])
+            for r in await _chunks(
+                "SELECT customer_id FROM customer_phones WHERE digits IN (%s) AND deleted = false", digits
+            )
+        }
+    if values:
+        found |= {
+            str(r["customer_id"])
+            for r in await _chunks(
+                "SELECT customer_id FROM customer_identities WHERE value IN (%s) AND deleted = false", values
+            )
+        }
+    if emails:
+        found |= {
+            str(r["id"])
+            for r in await _chunks("SELECT id FROM customers WHERE email IN (%s) AND deleted = false", emails)
+        }
+    if names:
+        found |= {
+            str(r["id"])
+            for r in await _chunks("SELECT id FROM customers WHERE name IN (%s) AND deleted = false", names)
+        }
+    return found
+
+
+# --- a run -------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Counts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged: int = 0
+    rejected: int = 0
+    review: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.created + self.updated + self.unchanged + self.merged + self.rejected
+
+
+@dataclasses.dataclass
+class Plan:
+    """What one batch writes."""
+
+    customers: list[tuple] = dataclasses.field(default_factory=list)
+    phones: list[tuple] = dataclasses.field(default_factory=list)
+    identities: list[tuple] = dataclasses.field(default_factory=list)
+    tags: list[tuple] = dataclasses.field(default_factory=list)
+    fills: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # customer → fields
+    merges: list[tuple[str, str, float, tuple[str, ...]]] = dataclasses.field(default_factory=list)
+    reviews: list[tuple[str, str, str, float, tuple[str, ...]]] = dataclasses.field(default_factory=list)
+    rejections: list[tuple[int, str, str, dict]] = dataclasses.field(default_factory=list)
+
+
+class Importer:
+    """One run over one file (customers). ``progress(done, total, counts)`` is told after each batch."""
+
+    def __init__(
+        self,
+        job: dict[str, Any],
+        *,
+        stores: dict[str, str],
+        users: dict[str, tuple[str, str]],
+        progress: Callable[[int, int, Counts], None] | None = None,
+        now: dt.datetime | None = None,
+    ) -> None:
+        self.job = job
+        self.job_id = uuid.UUID(str(job["id"]))
+        self.dry_run = bool(job["dry_run"])
+        self.default_store = str(job["store_id"]) if job["store_id"] else None
+        self.stores = stores  # code → id
+        self.users = users  # username → (id, store id)
+        self.progress = progress
+        self.now = now or dt.datetime.now(dt.UTC)
+        self.counts = Counts(
+            **{f: int(job[f]) for f in ("created", "updated", "unchanged", "merged", "rejected", "review")}
+        )
+        self.known: dict[str, Known] = {}
+        self.index: dict[str, set[str]] = {}  # blocking key → customers made or changed by this run
+        self.gone: set[str] = set()  # merged away during this run
+        self.identity_owner: dict[tuple[str, str], str] = {}  # a channel identity belongs to one customer
+
+    def _remember(self, known: Known) -> None:
+        self.known[known.id] = known
+        for key in matching.blocking_keys(known.person()):
+            self.index.setdefault(key, set()).add(known.id)
+        for identity in known.identities:
+            self.identity_owner.setdefault(identity, known.id)
+
+    async def run(self, table: Table, columns: dict[str, str | None]) -> Counts:
+        start = int(self.job["next_row"])
+        mapped = [columns.get(h) for h in table.headers]
+        batch: list[tuple[int, dict[str, str], dict[str, str]]] = []
+        number = 0
+        for number, values in enumerate(table.rows, start=1):
+            if number <= start:
+                continue  # done by an earlier run of this job
+            original = {h: (values[i] if i < len(values) else "") for i, h in enumerate(table.headers)}
+            fields = {f: original[h] for h, f in zip(table.headers, mapped, strict=True) if f}
+            batch.append((number, original, fields))
+            if len(batch) >= BATCH:
+                await self._batch(batch, number, table.total)
+                batch = []
+        if batch:
+            await self._batch(batch, number, table.total)
+        await ImportJob.raw(
+            "UPDATE import_jobs SET status = 'done', finished_at = {}, total_rows = {} WHERE id = {}",
+            dt.datetime.now(dt.UTC),
+            max(number, int(self.job["next_row"])),
+            self.job_id,
+        )
+        return self.counts
+
+    async def _batch(self, batch: list[tuple[int, dict, dict]], last: int, total: int) -> None:
+        plan = Plan()
+        records: list[Record] = []
+        for number, original, fields in batch:
+            try:
+                record = clean_row(number, fields)
+                if record.store_code and record.store_code not in self.stores:
+                    raise cleaning.Rejected("store_code", f"no store with code {record.store_code!r}")
+                if not record.store_code and self.default_store is None:
+                    raise cleaning.Rejected("store_code", "no store: give a store column or choose the import's store")
+                if record.owner_username:
+                    owner = self.users.get(record.owner_username)
+                    store = self.stores.get(record.store_code) if record.store_code else self.default_store
+                    if owner is None or owner[1] != store:
+                        raise cleaning.Rejected(
+                            "owner_username", f"no rep {record.owner_username!r} in the customer's store"
+                        )
+                records.append(record)
+            except cleaning.Rejected as exc:
+                plan.rejections.append((number, exc.field, exc.reason, original))
+        in_db = await candidates_in_db(records)
+        fresh = in_db - set(self.known) - self.gone
+        for known in (await load_known(fresh)).values():
+            self._remember(known)
+        for record in records:
+            self._decide(record, plan)
+        await self._write(plan, last)
+        if self.progress:
+            self.progress(last, total, self.counts)
+
+    def _decide(self, record: Record, plan: Plan) -> None:
+        person = record.person()
+        ids: set[str] = set()
+        for key in matching.blocking_keys(person):
+            ids |= self.index.get(key, set())
+        candidates = [self.known[i] for i in ids if i in self.known and i not in self.gone]
+        target, _match, review = matching.resolve(person, [c.person() for c in candidates])
+        if target is None:
+            known = self._create(record, plan)
+            self.counts.created += 1
+            for other, m in review:
+                other_known = self.known[other.id]
+                if other_known.store_id == known.store_id:
+                    plan.reviews.append((known.store_id, other.id, known.id, m.score, m.reasons))
+                    self.counts.review += 1
+            return
+        existing = self.known[target.id]
+        strong = _shares(existing, record)
+        changed = self._attach(existing, record, plan)
+        # Other customers this row proves to be the same person: merged into the target.
+        folded = False
+        for other in candidates:
+            if other.id == existing.id or other.id in self.gone:
+                continue
+            m = matching.score(person, other.person())
+            if m.decision != "merge":
+                continue
+            if other.store_id == existing.store_id and not other.new:
+                plan.merges.append((existing.id, other.id, m.score, m.reasons))
+                self.gone.add(other.id)
+                folded = True
+            elif other.store_id == existing.store_id:
+                plan.reviews.append((existing.store_id, existing.id, other.id, m.score, m.reasons))
+                self.counts.review += 1
+        if folded or not strong:
+            self.counts.merged += 1
+        elif changed:
+            self.counts.updated += 1
+        else:
+            self.counts.unchanged += 1
+        self._remember(existing)
+
+    def _store_of(self, record: Record) -> str:
+        return self.stores[record.store_code] if record.store_code else str(self.default_store)
+
+    def _create(self, record: Record, plan: Plan) -> Known:
+        ident = str(uuid7())
+        store = self._store_of(record)
+        owner = self.users[record.owner_username][0] if record.owner_username else None
+        fields = {
+            "email": record.email,
+            "province": record.province,
+            "city": record.city,
+            "district": record.district,
+            "address": record.address,
+            "gender": record.gender,
+            "birthday": record.birthday,
+        }
+        plan.customers.append((ident, store, owner, record.name, fields))
+        known = Known(ident, store, record.name, fields, set(), set(), set(), new=True)
+        for n, (number, digits, kind) in enumerate(record.phones):
+            plan.phones.append((str(uuid7()), store, ident, number, digits, kind, n == 0))
+            known.phones.add(digits)
+        for kind, value in record.identities:
+            if not self._identity_taken(kind, value):
+                plan.identities.append((str(uuid7()), store, ident, kind, value))
+                known.identities.add((kind, value))
+        for tag in record.tags:
+            plan.tags.append((str(uuid7()), store, ident, tag))
+            known.tags.add(tag)
+        self._remember(known)
+        return known
+
+    def _identity_taken(self, kind: str, value: str) -> bool:
+        return (kind, value) in self.identity_owner
+
+    def _attach(self, existing: Known, record: Record, plan: Plan) -> bool:
+        """What the row brings to a customer we have; whether anything changed."""
+        changed = False
+        for number, digits, kind in record.phones:
+            if digits not in existing.phones:
+                plan.phones.append((str(uuid7()), existing.store_id, existing.id, number, digits, kind, False))
+                existing.phones.add(digits)
+                changed = True
+        for kind, value in record.identities:
+            if (kind, value) not in existing.identities and not self._identity_taken(kind, value):
+                plan.identities.append((str(uuid7()), existing.store_id, existing.id, kind, value))
+                existing.identities.add((kind, value))
+                changed = True
+        for tag in record.tags:
+            if tag not in existing.tags:
+                plan.tags.append((str(uuid7()), existing.store_id, existing.id, tag))
+                existing.tags.add(tag)
+                changed = True
+        values = {
+            "email": record.email,
+            "province": record.province,
+            "city": record.city,
+            "district": record.district,
+            "address": record.address,
+            "gender": record.gender,
+            "birthday": record.birthday,
+        }
+        for field, value in values.items():
+            if value not in (None, "") and existing.fields.get(field) in (None, ""):
+                existing.fields[field] = value
+                if existing.new:  # not written yet: the insert carries it
+                    continue
+                plan.fills.setdefault(existing.id, {})[field] = value
+                changed = True
+        return changed
+
+    async def _write(self, plan: Plan, last: int) -> None:
+        async with db.transaction():
+            if not self.dry_run:
+                await self._write_rows(plan)
+            rejections = [
+                (uuid7(), self.job_id, number, field[:40], reason, json.dumps(raw, ensure_ascii=False))
+                for number, field, reason, raw in plan.rejections
+            ]
+            await db.insert_many(
+                "import_rejections", ("id", "job_id", "row_number", "field", "reason", "raw"), rejections
+            )
+            self.counts.rejected += len(rejections)
+            c = self.counts
+            await ImportJob.raw(
+                "UPDATE import_jobs SET next_row = {}, created = {}, updated = {}, unchanged = {}, merged = {}, "
+                "rejected = {}, review = {} WHERE id = {}",
+                last, c.created, c.updated, c.unchanged, c.merged, c.rejected, c.review, self.job_id,
+            )  # fmt: skip
+
+    async def _write_rows(self, plan: Plan) -> None:
+        now = self.now
+        per_store: dict[str, int] = {}
+        for rows in (plan.customers, plan.phones, plan.identities, plan.tags):
+            for row in rows:
+                per_store[row[1]] = per_store.get(row[1], 0) + 1
+        for ident in plan.fills:
+            store = self.known[ident].store_id
+            per_store[store] = per_store.get(store, 0) + 1
+        for store, _, _, _, _ in plan.reviews:
+            per_store.setdefault(store, 0)
+        counters: dict[str, Iterator[int]] = {}
+        for store, count in sorted(per_store.items()):
+            if count:
+                last = await allocate_versions(store_scope(uuid.UUID(store)), count)
+                counters[store] = iter(range(last - count + 1, last + 1))
+        await db.insert_many(
+            "customers",
+            ("id", "version", "deleted", "updated_at", "store_id", "owner_id", "name", "gender", "birthday", "email",
+             "province", "city", "district", "address", "consents", "field_clocks", "created_at"),
+            [
+                (uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(o) if o else None, name,
+                 f["gender"], f["birthday"], f["email"], f["province"] or "", f["city"] or "", f["district"] or "",
+                 f["address"] or "", "{}", "{}", now)
+                for i, s, o, name, f in plan.customers
+            ],
+        )  # fmt: skip
+        await db.insert_many(
+            "customer_phones",
+            ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "number", "digits", "kind",
+             "is_primary", "created_at"),
+            [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), n, d, k, p, now)
+             for i, s, c, n, d, k, p in plan.phones],
+        )  # fmt: skip
+        await db.insert_many(
+            "customer_identities",
+            ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "kind", "value", "created_at"),
+            [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), k, v, now)
+             for i, s, c, k, v in plan.identities],
+        )  # fmt: skip
+        await db.insert_many(
+            "customer_tags",
+            ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "tag", "created_at"),
+            [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), t, now)
+             for i, s, c, t in plan.tags],
+        )  # fmt: skip
+        for ident, fields in plan.fills.items():
+            sets = ", ".join(f"{f} = {{}}" for f in fields)
+            await ImportJob.raw(
+                f"UPDATE customers SET {sets}, version = {{}}, updated_at = {{}} WHERE id = {{}}",
+                *fields.values(),
+                next(counters[self.known[ident].store_id]),
+                now,
+                uuid.UUID(ident),
+            )
+        for survivor, merged, score, reasons in plan.merges:
+            await merging.merge(
+                uuid.UUID(survivor),
+                uuid.UUID(merged),
+                decided_by=f"import:{self.job_id}",
+                score=score,
+                reasons=list(reasons),
+                now=now,
+            )
+        for store, a, b, score, reasons in plan.reviews:
+            await ImportJob.raw(
+                "INSERT INTO merge_candidates (id, store_id, customer_a, customer_b, score, reasons, job_id, status, "
+                "created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, 'open', {}) ON CONFLICT (customer_a, customer_b) "
+                "DO NOTHING",
+                uuid7(), uuid.UUID(store), uuid.UUID(a), uuid.UUID(b), float(score),
+                json.dumps(list(reasons), ensure_ascii=False), self.job_id, now,
+            )  # fmt: skip
+
+
+def _shares(known: Known, record: Record) -> bool:
+    """A key both have exactly: a phone, a channel identity or an e-mail."""
+    return bool(
+        known.phones & {p[1] for p in record.phones}
+        or known.identities & set(record.identities)
+        or (record.email and known.fields.get("email") == record.email)
+    )
+
+
+# --- jobs ------------------------------------------------------------------------------------------------
+
+
+async def _stores_and_users() -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    stores = {r["code"]: str(r["id"]) for r in await ImportJob.raw("SELECT id, code FROM stores WHERE deleted = false")}
+    users = {
+        r["username"]: (str(r["id"]), str(r["store_id"]))
+        for r in await ImportJob.raw("SELECT id, username, store_id FROM users WHERE active = true AND deleted = false")
+    }
+    return stores, users
+
+
+async def mapping_for(name: str | None, headers: list[str], kind: str) -> tuple[dict[str, str | None], str]:
+    """The template's columns (by name), else the suggestion from the headers; and its name."""
+    if name:
+        rows = await ImportJob.raw("SELECT columns, kind FROM import_mappings WHERE name = {}", name)
+        if not rows:
+            raise NotFound(f"no mapping template named {name!r}")
+        columns = rows[0]["columns"]
+        columns = columns if isinstance(columns, dict) else json.loads(columns)
+        return {h: columns.get(h) for h in headers}, name
+    return cleaning.suggest_mapping(headers, kind), ""
+
+
+def check_mapping(columns: dict[str, str | None], kind: str) -> None:
+    fields = [f for f in columns.values() if f]
+    known = set(cleaning.TARGET_FIELDS[kind])
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise Invalid(
+            f"unknown field {unknown[0]!r} in the mapping; fields are {', '.join(sorted(known))}", field="columns"
+        )
+    twice = sorted({f for f in fields if fields.count(f) > 1})
+    if twice:
+        raise Invalid(f"two columns are mapped to {twice[0]!r}", field="columns")
+    if "name" not in fields:
+        raise Invalid("no column is mapped to the customer's name", field="columns")
+    if not {"phone", "phone2", *IDENTITY_FIELDS} & set(fields):
+        raise Invalid("no column is mapped to a phone or a channel identity", field="columns")
+
+
+async def create_job(
+    data: bytes,
+    file_name: str,
+    *,
+    kind: str = "customers",
+    mapping: str | None = None,
+    columns: dict[str, str | None] | None = None,
+    store_code: str | None = None,
+    dry_run: bool = False,
+    source: str = "excel",
+    created_by: uuid.UUID | None = None,
+) -> tuple[dict[str, Any], Table, dict[str, str | None]]:
+    if kind != "customers":
+        raise Invalid("only customer files can be imported so far (kind=customers)", field="kind")
+    table = read_table(data, file_name)
+    if columns is None:
+        columns, mapping = await mapping_for(mapping, table.headers, kind)
+    else:
+        columns = {h: columns.get(h) for h in table.headers}
+    check_mapping(columns, kind)
+    stores, _ = await _stores_and_users()
+    store_id = None
+    if store_code:
+        if store_code not in stores:
+            raise Invalid(f"no store with code {store_code!r}", field="store")
+        store_id = uuid.UUID(stores[store_code])
+    job_id = uuid7()
+    await ImportJob.raw(
+        "INSERT INTO import_jobs (id, kind, source, file_name, file_sha256, encoding, columns, mapping_name, store_id, "
+        "dry_run, status, total_rows, next_row, created, updated, unchanged, merged, rejected, review, error, "
+        "created_by_id, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'running', {}, 0, 0, 0, 0, 0, 0, "
+        "0, '', {}, {})",
+        job_id, kind, source, file_name[:200], _sha256(data), table.encoding,
+        json.dumps(columns, ensure_ascii=False), mapping or "", store_id, dry_run, table.total, created_by,
+        dt.datetime.now(dt.UTC),
+    )  # fmt: skip
+    return await job(job_id), table, columns
+
+
+async def job(job_id: uuid.UUID) -> dict[str, Any]:
+    rows = await ImportJob.raw("SELECT * FROM import_jobs WHERE id = {}", job_id)
+    if not rows:
+        raise NotFound(f"import {job_id} not found")
+    return rows[0]
+
+
+async def run_job(
+    job_row: dict[str, Any], table: Table, progress: Callable[[int, int, Counts], None] | None = None
+) -> Counts:
+    stores, users = await _stores_and_users()
+    columns = job_row["columns"] if isinstance(job_row["columns"], dict) else json.loads(job_row["columns"])
+    importer = Importer(job_row, stores=stores, users=users, progress=progress)
+    try:
+        return await importer.run(table, columns)
+    except BaseException as exc:
+        await ImportJob.raw(
+            "UPDATE import_jobs SET status = 'failed', error = {} WHERE id = {}",
+            f"{type(exc).__name__}: {exc}"[:2000],
+            importer.job_id,
+        )
+        raise
+
+
+async def resume(
+    job_id: uuid.UUID, data: bytes, file_name: str, progress: Callable[[int, int, Counts], None] | None = None
+) -> Counts:
+    """Go on with a job that stopped, from its first uncommitted batch (the same file only)."""
+    row = await job(job_id)
+    if row["file_sha256"] != _sha256(data):
+        raise Invalid("this is not the file the import started with (its SHA-256 differs)", field="file")
+    if row["status"] == "done":
+        raise Invalid("this import is finished", field="job")
+    await ImportJob.raw("UPDATE import_jobs SET status = 'running', error = '' WHERE id = {}", job_id)
+    return await run_job(await job(job_id), read_table(data, file_name), progress)
+
+
+async def import_bytes(data: bytes, file_name: str, **options: Any) -> tuple[dict[str, Any], Counts]:
+    progress = options.pop("progress", None)
+    job_row, table, _ = await create_job(data, file_name, **options)
+    counts = await run_job(job_row, table, progress)
+    return await job(job_row["id"]), counts
+
+
+async def rejections_csv(job_id: uuid.UUID) -> str:
+    """The rejected rows as they were in the file, with 行号 row and 原因 reason first (UTF-8 with BOM,
+    so Excel opens it in Chinese)."""
+    row = await job(job_id)
+    headers = list((row["columns"] if isinstance(row["columns"], dict) else json.loads(row["columns"])).keys())
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow(["行号 row", "字段 field", "原因 reason", *headers])
+    for r in await ImportJob.raw(
+        "SELECT row_number, field, reason, raw FROM import_rejections WHERE job_id = {} ORDER BY row_number", job_id
+    ):
+        raw = r["raw"] if isinstance(r["raw"], dict) else json.loads(r["raw"])
+        writer.writerow([r["row_number"], r["field"], r["reason"], *[raw.get(h, "") for h in headers]])
+    return out.getvalue()
+
+
+def read_file(path: Path) -> bytes:
+    return path.read_bytes()
