@@ -671,3 +671,31 @@ def test_a_cleaner_returns_or_rejects_never_crashes(cleaner, text):
         cleaner(text)
     except Rejected as exc:
         assert exc.field and exc.reason
+
+
+def test_the_mobile_fast_path_agrees_with_a_full_parse():
+    """Chinese mobiles skip the parse (their prefix decides): for every prefix the answer must be
+    what libphonenumber says of the whole number."""
+    import random
+
+    import phonenumbers
+
+    from server.imports import cleaning as c
+
+    rng = random.Random(11)
+    for _ in range(3000):
+        digits = f"1{rng.randrange(10**10):010d}"
+        try:
+            parsed = phonenumbers.parse(digits, "CN")
+        except phonenumbers.NumberParseException:
+            parsed = None
+        valid = parsed is not None and phonenumbers.is_valid_number(parsed)
+        kind = phonenumbers.number_type(parsed) if parsed is not None else None
+        try:
+            got = c.clean_phone(digits)
+        except c.Rejected:
+            got = None
+        if got is not None:
+            assert valid and got == ("+86" + digits, digits, "mobile"), digits
+        elif valid and kind == phonenumbers.PhoneNumberType.MOBILE:
+            assert c._looks_made_up(digits, kind), digits  # refused only as a made-up number

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import functools
 import re
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
@@ -157,6 +158,14 @@ def clean_phone(value: object, *, region: str = "CN") -> tuple[str, str, str]:
         raise Rejected("phone", f"phone is too short ({len(digits)} digits): {text!r}")
     if len(digits) > 15:
         raise Rejected("phone", f"phone is too long ({len(digits)} digits): {text!r}")
+    if not plus and region == "CN" and len(digits) == 11 and digits[0] == "1":
+        # The common case (a Chinese mobile, 11 digits) without parsing: validity and kind depend
+        # only on its first five digits (libphonenumber's CN patterns), so they are looked up once.
+        kind = _cn_mobile_kind(digits[:5])
+        if kind is not None:
+            if _looks_made_up(digits, PhoneNumberType.MOBILE):
+                raise Rejected("phone", f"phone looks like a test number: {text!r}")
+            return "+86" + digits, digits, kind
     if plus:
         candidate = "+" + digits
     elif digits.startswith("00") and digits[2] != "0":  # the international call prefix (no country code starts with 0)
@@ -182,6 +191,15 @@ def clean_phone(value: object, *, region: str = "CN") -> tuple[str, str, str]:
     if number_type not in _NUMBER_KIND:
         raise Rejected("phone", f"phone is neither a mobile nor a landline: {text!r}")
     return e164, nsn, _NUMBER_KIND[number_type]
+
+
+@functools.lru_cache(maxsize=None)
+def _cn_mobile_kind(prefix: str) -> str | None:
+    """"mobile" when numbers starting with these five digits are valid Chinese mobiles (the rest
+    of the number is free in the numbering plan), else None (the full parse decides)."""
+    sample = phonenumbers.parse(prefix + "382917", "CN")
+    ok = phonenumbers.is_valid_number(sample) and phonenumbers.number_type(sample) == PhoneNumberType.MOBILE
+    return "mobile" if ok else None
 
 
 def _several_numbers(text: str) -> bool:
@@ -387,6 +405,10 @@ def _build_tables() -> tuple[list, dict, dict]:
 
 _PROVINCE_ALIASES, _CITY_ALIASES, _CITY_BY_FULL_NAME = _build_tables()
 _MUNICIPAL_DISTRICTS = {p: sorted(d.split(), key=len, reverse=True) for p, d in _MUNICIPALITIES.items()}
+# Full city names by their first character (longest first), so an address is compared with a few.
+_CITY_BY_FIRST: dict[str, list[str]] = {}
+for _alias in _CITY_BY_FULL_NAME:
+    _CITY_BY_FIRST.setdefault(_alias[:1], []).append(_alias)
 
 
 def _starts(text: str, alias: str, guarded: bool) -> bool:
@@ -425,7 +447,8 @@ def split_address(value: object) -> Address:
         return Address()
     body = re.sub(r"^(?:中华人民共和国|中国)", "", text)
     # A full city name first: "吉林市…" is the city of 吉林, not the province followed by "市…"
-    if city_first := next((alias for alias in _CITY_BY_FULL_NAME if _starts(body, alias, False)), None):
+    by_first = _CITY_BY_FIRST.get(body[:1], ())
+    if city_first := next((alias for alias in by_first if _starts(body, alias, False)), None):
         province, city = _CITY_BY_FULL_NAME[city_first]
         body = body[len(city_first) :]
         district = _district(body)
