@@ -193,9 +193,9 @@ def clean_phone(value: object, *, region: str = "CN") -> tuple[str, str, str]:
     return e164, nsn, _NUMBER_KIND[number_type]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cn_mobile_kind(prefix: str) -> str | None:
-    """"mobile" when numbers starting with these five digits are valid Chinese mobiles (the rest
+    """ "mobile" when numbers starting with these five digits are valid Chinese mobiles (the rest
     of the number is free in the numbering plan), else None (the full parse decides)."""
     sample = phonenumbers.parse(prefix + "382917", "CN")
     ok = phonenumbers.is_valid_number(sample) and phonenumbers.number_type(sample) == PhoneNumberType.MOBILE
