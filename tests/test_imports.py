@@ -114,7 +114,7 @@ async def test_a_messy_csv_accounts_for_every_row_and_a_second_import_changes_no
     tags = await CustomerTag.select(CustomerTag.tag).where(CustomerTag.customer_id == zhang["id"])
     assert sorted(t["tag"] for t in tags) == ["VIP", "沙发"]
     [member] = await CustomerIdentity.select().where(CustomerIdentity.customer_id == zhang["id"])
-    assert (member["kind"], member["value"]) == ("pos_member_id", "M-0001")
+    assert (member["kind"], member["value"]) == ("pos_member", "M-0001")
 
     rejected = list(csv.reader(io.StringIO((await service.rejections_csv(job["id"])).lstrip("\ufeff"))))
     assert rejected[0][:3] == ["行号 row", "字段 field", "原因 reason"] and rejected[0][3:] == HEADER

@@ -79,7 +79,13 @@ class ImportController(Controller):
     tags = ["imports"]
 
     @post("/preview", status_code=HTTP_200_OK, request_max_body_size=MAX_UPLOAD)
-    async def preview(self, request: Request, caller: CallerDep, file_name: Name, kind: str = "customers") -> dict:
+    async def preview(
+        self,
+        request: Request,
+        caller: CallerDep,
+        file_name: Name,
+        kind: Annotated[str, QueryParameter(pattern="^(customers|orders)$")] = "customers",
+    ) -> dict:
         """The file's headers, the suggested mapping and its first rows (send the file as the body)."""
         _manager(caller)
         data = await request.body()
@@ -162,7 +168,7 @@ class ImportController(Controller):
         ]  # fmt: skip
 
     @put("/mappings/{name:str}")
-    async def save_mapping(self, caller: CallerDep, name: str, data: JSONBody[dict[str, Any]]) -> dict:
+    async def save_mapping(self, caller: CallerDep, name: FromPath[str], data: JSONBody[dict[str, Any]]) -> dict:
         """Save (or replace) a template: ``{kind, source, columns: {header: field}}``."""
         _manager(caller)
         if not (1 <= len(name) <= 64):

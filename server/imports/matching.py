@@ -154,8 +154,9 @@ class Person(msgspec.Struct, frozen=True):
 
 class Match(msgspec.Struct, frozen=True):
     """How sure that two records are one person: the score (0..1), what follows from it, and why
-    (``reasons``: English codes such as ``same_phone``, ``name_similar:0.92``; ``reasons_zh``:
-    the same reasons, in order, as the app shows them)."""
+    (``reasons``: codes such as ``same_phone``, ``name_confusable:0.50`` (rapidfuzz's ratio of the
+    names), ``address_similar:0.93``; ``reasons_zh``: the same reasons, in order, in Chinese as the
+    app shows them)."""
 
     score: float
     decision: Decision

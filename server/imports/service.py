@@ -42,6 +42,13 @@ from shared.ids import uuid7
 
 BATCH = 2000
 IDENTITY_FIELDS = ("pos_member_id", "online_shop_id", "wechat_unionid", "wechat_openid")
+# The mapping's field → the kind stored in customer_identities (shared.enums.IdentityKind).
+IDENTITY_KIND = {
+    "pos_member_id": "pos_member",
+    "online_shop_id": "online_shop",
+    "wechat_unionid": "wechat_unionid",
+    "wechat_openid": "wechat_openid",
+}
 PERSON_FIELDS = (
     "name",
     "phone",
@@ -163,7 +170,7 @@ def clean_row(row_number: int, raw: dict[str, str]) -> Record:
         except cleaning.Rejected as exc:  # a bad second number too: the row comes back to be fixed, whole
             raise cleaning.Rejected(field, exc.reason.replace("phone", field, 1)) from None
     identities = [
-        (k, cleaning.clean_text(raw[k]))
+        (IDENTITY_KIND[k], cleaning.clean_text(raw[k])[:128])
         for k in IDENTITY_FIELDS
         if raw.get(k) and not cleaning.is_blank_marker(cleaning.clean_text(raw[k]))
     ]

@@ -1,0 +1,111 @@
+"""The import endpoints: a file previewed (headers, suggested mapping, sample), a mapping template
+saved and used, an import started and polled to the end, its rejected rows downloaded; the review
+queue decided; and the permissions — a rep may not import (403), a store manager only into their
+own store (another store's code answers 404). Imports go into this module's own store."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import uuid
+
+import pytest
+
+from server.customers.tables import Customer, CustomerIdentity, CustomerPhone, CustomerTag
+from server.imports.tables import CustomerMerge, ImportJob, ImportMapping, ImportRejection, MergeCandidate
+from tests.test_rules import World
+from tests.test_rules import world as rules_world  # noqa: F401 — the fixture, used through `world`
+
+FILE = (
+    "客户姓名,联系电话,电子邮件,备注\n林晓,139 3172 0864,linxiao@qq.com,老客户\n周航,无,,\n林 晓,13931720864,,\n"
+).encode("gb18030")
+
+
+@pytest.fixture(scope="module")
+async def world(rules_world):  # noqa: F811
+    yield rules_world
+    ids = rules_world.store_ids
+    await ImportMapping.delete().where(ImportMapping.name.like("api-test-%"))
+    if ids:
+        jobs = [r["id"] for r in await ImportJob.select(ImportJob.id).where(ImportJob.store_id.is_in(ids))]
+        if jobs:
+            await ImportRejection.delete().where(ImportRejection.job_id.is_in(jobs))
+            await ImportJob.delete().where(ImportJob.id.is_in(jobs))
+        await MergeCandidate.delete().where(MergeCandidate.store_id.is_in(ids))
+        await CustomerMerge.delete().where(CustomerMerge.store_id.is_in(ids))
+        for table in (CustomerPhone, CustomerTag, CustomerIdentity):
+            await table.delete().where(table.store_id.is_in(ids))
+
+
+async def until_done(client, headers, job_id: str) -> dict:
+    for _ in range(200):
+        job = (await client.get(f"/api/imports/{job_id}", headers=headers)).json()
+        if job["status"] != "running":
+            return job
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"import {job_id} still running: {job}")
+
+
+async def test_preview_mapping_import_and_rejected_rows(client, login, world: World):
+    shop = await world.shop()
+    code = (await ImportJob.raw("SELECT code FROM stores WHERE id = {}", shop.id))[0]["code"]
+    admin, rep, manager = await login("admin"), await login("rep.bjcy"), await login("manager.bjcy")
+    body = {"content": FILE}
+
+    assert (await client.post("/api/imports/preview?file_name=a.csv", headers=rep, **body)).status_code == 403
+    preview = (await client.post("/api/imports/preview?file_name=a.csv", headers=admin, **body)).json()
+    assert preview["headers"] == ["客户姓名", "联系电话", "电子邮件", "备注"] and preview["encoding"] == "gb18030"
+    assert preview["suggested"] == {"客户姓名": "name", "联系电话": "phone", "电子邮件": "email", "备注": "notes"}
+    assert preview["rows"] == 3 and preview["sample"][0][0] == "林晓"
+
+    name = f"api-test-{uuid.uuid4().hex[:6]}"
+    bad = await client.put(
+        f"/api/imports/mappings/{name}",
+        headers=admin,
+        json={"kind": "customers", "columns": {"客户姓名": "name", "联系电话": "fax"}},
+    )
+    assert bad.status_code in (400, 422) and "fax" in bad.text
+    good = await client.put(
+        f"/api/imports/mappings/{name}",
+        headers=admin,
+        json={
+            "kind": "customers",
+            "source": "excel",
+            "columns": {"客户姓名": "name", "联系电话": "phone", "电子邮件": "email"},
+        },
+    )
+    assert good.status_code == 200, good.text
+
+    far = await client.post(f"/api/imports/?file_name=a.csv&store={code}", headers=manager, **body)
+    assert far.status_code == 404  # not the manager's store
+    started = await client.post(f"/api/imports/?file_name=a.csv&store={code}&mapping={name}", headers=admin, **body)
+    assert started.status_code == 202, started.text
+    job = await until_done(client, admin, started.json()["id"])
+    assert job["status"] == "done" and job["mapping_name"] == name
+    assert {k: job[k] for k in ("created", "updated", "unchanged", "merged", "rejected")} == {
+        "created": 1,
+        "updated": 0,
+        "unchanged": 1,
+        "merged": 0,
+        "rejected": 1,
+    }
+    assert await Customer.count().where(Customer.store_id == shop.id) == 1
+    assert (await client.get(f"/api/imports/{job['id']}", headers=manager)).status_code == 404
+    answer = await client.get(f"/api/imports/{job['id']}/rejected.csv", headers=admin)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(answer.text.lstrip("\ufeff"))))
+    assert rows[1][:2] == ["2", "phone"] and rows[1][3:5] == ["周航", "无"]
+
+
+async def test_the_review_queue_and_undo(client, login, world: World):
+    admin = await login("admin")
+    listed = await client.get("/api/merges/candidates", headers=admin)
+    assert listed.status_code == 200 and isinstance(listed.json(), list)
+    assert (await client.get("/api/merges/candidates", headers=await login("rep.bjcy"))).status_code == 403
+    missing = uuid.uuid4()
+    assert (await client.post(f"/api/merges/{missing}/undo", headers=admin)).status_code == 404
+    answer = await client.post(f"/api/merges/candidates/{missing}", headers=admin, json={"decision": "merge"})
+    assert answer.status_code == 404
+    answer = await client.post(f"/api/merges/candidates/{missing}", headers=admin, json={"decision": "maybe"})
+    assert answer.status_code in (400, 422)
