@@ -250,13 +250,20 @@ class CustomerCardView:
     complaints: list[ComplaintView]
 
 
+def survivor_of(replica: Replica, customer_id: str) -> str:
+    """The customer an id means now (after merges: the survivor, as the synced aliases say)."""
+    row = fetch_one(replica.db, "SELECT survivor_id FROM customer_aliases WHERE id = ?", (str(customer_id),))
+    return row["survivor_id"] if row else str(customer_id)
+
+
 def customer_card(
     replica: Replica, customer_id: str, *, unmask: bool = False, now: dt.datetime | None = None
 ) -> CustomerCardView | None:
-    """Everything the card shows about one customer, or None when it is not on the phone."""
+    """Everything the card shows about one customer, or None when it is not on the phone. A
+    merged-away customer's id shows the customer it was merged into."""
     db = replica.db
     now = now or _utcnow()
-    cid = str(customer_id)
+    cid = survivor_of(replica, str(customer_id))
     profile = fetch_one(
         db,
         "SELECT c.*, s.code AS store_code, u.display_name AS owner_name FROM customers c "

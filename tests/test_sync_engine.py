@@ -579,3 +579,46 @@ async def test_a_rep_phone_holds_full_numbers_and_addresses(devices, stores):
     phones = device.all("SELECT number, digits FROM customer_phones LIMIT 50")
     assert phones and all(p["number"].startswith("+") and p["digits"] for p in phones)
     assert device.one("SELECT count(*) AS n FROM customers WHERE address != ''")["n"] > 0
+
+
+async def test_a_merge_reaches_the_phone_and_an_edit_queued_for_the_merged_away_customer_lands_on_the_survivor(
+    devices, stores
+):
+    """Two records of one person on the phone; the server merges them (an import, a manager's
+    review) while the phone has a visit queued for the one merged away. After one sync the phone
+    holds one customer, the old id opens the survivor's card, and the visit is the survivor's on
+    the server too. Undoing the merge brings both back to the phone."""
+    from mobile import queries
+    from server.customers.tables import Customer
+    from server.imports import merging
+    from server.imports.tables import CustomerAlias, CustomerMerge
+    from server.interactions.tables import Interaction
+
+    phone = await devices("rep.bjcy")
+    await phone.sync()
+    survivor = str(phone.replica.create_customer("合并测试甲", phone="13931725864", city="北京"))
+    merged = str(phone.replica.create_customer("合并测试甲", phone="13931726604", city="北京"))
+    await phone.sync()
+    visit = str(phone.replica.log_visit(merged, "离线时记的到店"))  # queued, not pushed yet
+    merge_id = await merging.merge(uuid.UUID(survivor), uuid.UUID(merged), decided_by="user:test")
+    try:
+        await phone.sync()
+        assert phone.customer(merged) is None and phone.customer(survivor) is not None
+        alias = phone.one("SELECT survivor_id FROM customer_aliases WHERE id = ?", (merged,))
+        assert alias == {"survivor_id": survivor}
+        card = queries.customer_card(phone.replica, merged, unmask=True)
+        assert card is not None and card.profile["id"] == survivor  # the old id opens the survivor
+        assert sorted(p.number for p in card.phones) == ["+8613931725864", "+8613931726604"]
+        row = await Interaction.select().where(Interaction.id == uuid.UUID(visit)).first()
+        assert str(row["customer_id"]) == survivor  # the queued visit landed on the survivor
+        assert phone.one("SELECT customer_id FROM interactions WHERE id = ?", (visit,)) == {"customer_id": survivor}
+
+        await merging.undo(merge_id, by="user:test")
+        await phone.sync()
+        assert phone.customer(merged) is not None
+        assert phone.one("SELECT id FROM customer_aliases WHERE id = ?", (merged,)) is None
+    finally:
+        await Interaction.delete().where(Interaction.customer_id.is_in([uuid.UUID(survivor), uuid.UUID(merged)]))
+        await CustomerMerge.delete().where(CustomerMerge.id == merge_id)
+        await CustomerAlias.delete().where(CustomerAlias.id == uuid.UUID(merged))
+        await Customer.delete().where(Customer.id.is_in([uuid.UUID(survivor), uuid.UUID(merged)]))

@@ -59,6 +59,27 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
         raise Invalid("cursor is not valid; pass back the next_cursor of the previous page", field="cursor") from None
 
 
+async def resolve_merged(customer_id: uuid.UUID) -> uuid.UUID:
+    """The customer an id means now: itself, or, after a merge, the survivor (aliases are kept
+    pointing at the last survivor of a chain of merges)."""
+    rows = await Customer.raw(
+        "SELECT a.survivor_id FROM customer_aliases a WHERE a.id = {} AND a.deleted = false", customer_id
+    )
+    return as_uuid(rows[0]["survivor_id"]) if rows else customer_id
+
+
+async def merged_ids(customer_ids: set[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """Of these ids, the merged-away ones and their survivors (one query)."""
+    ids = sorted(customer_ids, key=str)
+    if not ids:
+        return {}
+    marks = ", ".join("{}" for _ in ids)
+    rows = await Customer.raw(
+        f"SELECT id, survivor_id FROM customer_aliases WHERE deleted = false AND id IN ({marks})", *ids
+    )
+    return {as_uuid(r["id"]): as_uuid(r["survivor_id"]) for r in rows}
+
+
 async def load_customer_scope(*, caller: Caller, customer_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID | None]:
     """The customer's (store id, owner id), or NotFound when absent or outside the caller's scope."""
     row = await (
@@ -134,8 +155,10 @@ async def _tags_of(customer_ids: list) -> dict[uuid.UUID, list[str]]:
 
 
 async def card(*, caller: Caller, customer_id: uuid.UUID, now: dt.datetime | None = None) -> CustomerCard:
-    """Everything the chain knows about one person, in one call."""
+    """Everything the chain knows about one person, in one call. A merged-away customer's id
+    answers with the customer it was merged into (a link or a phone that still holds the old id)."""
     now = now or dt.datetime.now(dt.UTC)
+    customer_id = await resolve_merged(customer_id)
     rows = await Customer.raw(
         "SELECT c.id, c.name, c.gender, c.birthday, c.email, c.province, c.city, c.district, c.address, "
         "c.consents, c.store_id, c.owner_id, c.created_at, s.code AS store_code, u.display_name AS owner_name "

@@ -202,6 +202,13 @@ async def _id_taken(table: str, ident: uuid.UUID) -> bool:
 
 
 async def _apply(caller: Caller, mutation: proto.Mutation, args: msgspec.Struct, now: dt.datetime) -> Applied:
+    if getattr(args, "customer_id", None) is not None:
+        # An edit queued offline for a customer merged since: it lands on the customer it is now.
+        survivor = await customers.resolve_merged(args.customer_id)
+        if survivor != args.customer_id:
+            args = msgspec.structs.replace(args, customer_id=survivor)
+            if mutation.name == "follow.set":
+                args = msgspec.structs.replace(args, follow_id=proto.follow_id(caller.user_id, survivor))
     create = CREATES.get(mutation.name)
     if create is not None and await _id_taken(create[0], args.id):
         raise Invalid(f"id {args.id} is already used; make a new id for a new row", field="id")
@@ -336,6 +343,11 @@ async def _check_batch(
     items = []
     by_ident: dict[uuid.UUID, int] = {}
     answers: dict[int, DomainError | None] = {}
+    merged = await customers.merged_ids({a.customer_id for _, a in batch})
+    if merged:  # visits queued offline for a customer merged since: they land on the survivor
+        batch = [
+            (m, msgspec.structs.replace(a, customer_id=merged.get(a.customer_id, a.customer_id))) for m, a in batch
+        ]
     for mutation, args in batch:
         if args.id in by_ident:  # the same id twice in one push: only the first may be stored
             continue
