@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from decimal import Decimal
 
 import pytest
 
 from server.customers.tables import Customer, CustomerIdentity, CustomerPhone, CustomerTag
+from server.orders.tables import Order, OrderLine
 from server.imports import merging, service
 from server.imports.tables import CustomerAlias, CustomerMerge, ImportJob, ImportRejection, MergeCandidate
 from tests.test_rules import Shop, World
@@ -54,7 +56,7 @@ async def world(rules_world):  # noqa: F811
         await MergeCandidate.delete().where(MergeCandidate.store_id.is_in(ids))
         await CustomerMerge.delete().where(CustomerMerge.store_id.is_in(ids))
         await CustomerAlias.delete().where(CustomerAlias.store_id.is_in(ids))
-        for table in (CustomerPhone, CustomerTag, CustomerIdentity):
+        for table in (OrderLine, Order, CustomerPhone, CustomerTag, CustomerIdentity):
             await table.delete().where(table.store_id.is_in(ids))
 
 
@@ -216,3 +218,54 @@ async def test_bad_mappings_and_files_are_refused_with_the_reason(world: World):
     with pytest.raises(service.NotFound):
         await service.import_bytes("姓名,手机\n王芳,19900001111\n".encode(), "x.csv", mapping="no-such-template")
     assert await Customer.count().where(Customer.store_id == shop.id) == 0
+
+
+ORDER_HEADER = ["订单号", "下单时间", "手机号", "姓名", "渠道", "支付方式", "商品名称", "SKU", "品类", "数量", "单价"]
+ORDER_ROWS = [
+    ["SO-1001", "2026-11-20 14:30", "197 3172 5864", "张晓明", "门店", "微信", "布艺沙发", "", "沙发", "1", "¥3,999"],
+    ["SO-1001", "2026-11-20 14:30", "19731725864", "张晓明", "门店", "微信", "靠垫", "", "靠垫", "2", "99"],
+    ["WEB-77", "2026/11/21 09:05", "19811112233", "钱多多", "天猫", "支付宝", "乳胶床垫", "", "床垫", "1", "2,599.00"],
+    ["WEB-78", "2026-11-21", "19822223344", "", "网店", "支付宝", "枕头", "", "枕头", "1", "199"],  # nobody has it
+    ["SO-1002", "明天", "19731725864", "张晓明", "门店", "现金", "床单", "", "床单", "1", "299"],  # bad date
+    ["SO-1003", "2026-11-22 10:00", "19731725864", "张晓明", "门店", "比特币", "床单", "", "床单", "1", "299"],
+]
+
+
+async def test_an_order_file_makes_orders_with_lines_on_the_right_cards_once(world: World):
+    shop = await world.shop()
+    code = await code_of(shop)
+    people, _ = await service.import_bytes(
+        csv_bytes([["张晓明", "19731725864", "", "", "", "", ""]], "utf-8-sig"), "客户.csv", store_code=code
+    )
+    zhang = (await Customer.select(Customer.id).where(
+        (Customer.store_id == shop.id) & (Customer.name == "张晓明")).first())["id"]  # fmt: skip
+    out = io.StringIO()
+    csv.writer(out).writerows([ORDER_HEADER, *ORDER_ROWS])
+    data = out.getvalue().encode("utf-8")
+
+    job, _ = await service.import_bytes(data, "订单.csv", kind="orders", store_code=code, source="pos")
+    assert counts(job) == {"created": 3, "updated": 0, "unchanged": 0, "merged": 0, "rejected": 3}
+    orders = {r["external_ref"]: r for r in await Order.select().where(Order.store_id == shop.id)}
+    assert sorted(orders) == ["pos:SO-1001", "pos:WEB-77"]
+    sofa = orders["pos:SO-1001"]
+    assert (
+        sofa["customer_id"] == zhang and sofa["amount"] == Decimal("4197.00") and sofa["payment_method"] == "wechat_pay"
+    )
+    lines = await OrderLine.select().where(OrderLine.order_id == sofa["id"]).order_by(OrderLine.amount)
+    assert [(r["product_name"], r["quantity"], r["amount"]) for r in lines] == [
+        ("靠垫", 2, Decimal("198.00")),
+        ("布艺沙发", 1, Decimal("3999.00")),
+    ]
+    web = orders["pos:WEB-77"]
+    assert web["channel"] == "online" and web["payment_method"] == "alipay"
+    qian = await Customer.select().where(Customer.id == web["customer_id"]).first()
+    assert qian["name"] == "钱多多"  # a new customer, made from the order
+    rejected = {r["row_number"]: r["field"] for r in await ImportRejection.select().where(
+        ImportRejection.job_id == job["id"])}  # fmt: skip
+    assert rejected == {4: "name", 5: "ordered_at", 6: "payment"}
+
+    again, _ = await service.import_bytes(data, "订单.csv", kind="orders", store_code=code, source="pos")
+    assert counts(again) == {"created": 0, "updated": 0, "unchanged": 3, "merged": 0, "rejected": 3}
+    assert await Order.count().where(Order.store_id == shop.id) == 2
+    assert await OrderLine.count().where(OrderLine.store_id == shop.id) == 3
+    assert people["created"] == 1

@@ -360,6 +360,12 @@ class Plan:
     merges: list[tuple[str, str, float, tuple[str, ...]]] = dataclasses.field(default_factory=list)
     reviews: list[tuple[str, str, str, float, tuple[str, ...]]] = dataclasses.field(default_factory=list)
     rejections: list[tuple[int, str, str, dict]] = dataclasses.field(default_factory=list)
+    orders: list[tuple] = dataclasses.field(
+        default_factory=list
+    )  # (id, store, customer, channel, sold by, at, payment, ref)
+    lines: list[tuple] = dataclasses.field(
+        default_factory=list
+    )  # (id, store, order, product, category, name, qty, price, amount)
 
 
 class Importer:
@@ -452,6 +458,11 @@ class Importer:
             self.progress(last, total, self.counts)
 
     def _decide(self, record: Record, plan: Plan) -> None:
+        _, outcome = self._resolve(record, plan)
+        setattr(self.counts, outcome, getattr(self.counts, outcome) + 1)
+
+    def _resolve(self, record: Record, plan: Plan, *, may_create: bool = True) -> tuple[Known | None, str]:
+        """The customer the record is (found, or made): with created | updated | unchanged | merged."""
         person = record.person()
         ids: set[str] = set()
         for key in matching.blocking_keys(person):
@@ -459,14 +470,15 @@ class Importer:
         candidates = [self.known[i] for i in ids if i in self.known and i not in self.gone]
         target, _match, review = matching.resolve(person, [c.person() for c in candidates])
         if target is None:
+            if not may_create:
+                return None, "rejected"
             known = self._create(record, plan)
-            self.counts.created += 1
             for other, m in review:
                 other_known = self.known[other.id]
                 if other_known.store_id == known.store_id:
                     plan.reviews.append((known.store_id, other.id, known.id, m.score, m.reasons))
                     self.counts.review += 1
-            return
+            return known, "created"
         existing = self.known[target.id]
         strong = _shares(existing, record)
         changed = self._attach(existing, record, plan)
@@ -485,13 +497,10 @@ class Importer:
             elif other.store_id == existing.store_id:
                 plan.reviews.append((existing.store_id, existing.id, other.id, m.score, m.reasons))
                 self.counts.review += 1
-        if folded or not strong:
-            self.counts.merged += 1
-        elif changed:
-            self.counts.updated += 1
-        else:
-            self.counts.unchanged += 1
         self._remember(existing)
+        if folded or not strong:
+            return existing, "merged"
+        return existing, "updated" if changed else "unchanged"
 
     def _store_of(self, record: Record) -> str:
         return self.stores[record.store_code] if record.store_code else str(self.default_store)
@@ -582,10 +591,13 @@ class Importer:
                 last, c.created, c.updated, c.unchanged, c.merged, c.rejected, c.review, self.job_id,
             )  # fmt: skip
 
+    async def _write_orders(self, plan: Plan, counters: dict[str, Iterator[int]]) -> None:
+        raise NotImplementedError  # only order files have orders
+
     async def _write_rows(self, plan: Plan) -> None:
         now = self.now
         per_store: dict[str, int] = {}
-        for rows in (plan.customers, plan.phones, plan.identities, plan.tags):
+        for rows in (plan.customers, plan.phones, plan.identities, plan.tags, plan.orders, plan.lines):
             for row in rows:
                 per_store[row[1]] = per_store.get(row[1], 0) + 1
         for ident in plan.fills:
@@ -628,6 +640,8 @@ class Importer:
             [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), t, now)
              for i, s, c, t in plan.tags],
         )  # fmt: skip
+        if plan.orders or plan.lines:
+            await self._write_orders(plan, counters)
         for ident, fields in plan.fills.items():
             sets = ", ".join(f"{f} = {{}}" for f in fields)
             await ImportJob.raw(
@@ -700,7 +714,13 @@ def check_mapping(columns: dict[str, str | None], kind: str) -> None:
     twice = sorted({f for f in fields if fields.count(f) > 1})
     if twice:
         raise Invalid(f"two columns are mapped to {twice[0]!r}", field="columns")
-    if "name" not in fields:
+    if kind == "orders":
+        for needed in ("order_ref", "ordered_at"):
+            if needed not in fields:
+                raise Invalid(f"no column is mapped to {needed}", field="columns")
+        if not {"amount", "line_amount", "unit_price"} & set(fields):
+            raise Invalid("no column is mapped to an amount or a unit price", field="columns")
+    elif "name" not in fields:
         raise Invalid("no column is mapped to the customer's name", field="columns")
     if not {"phone", "phone2", *IDENTITY_FIELDS} & set(fields):
         raise Invalid("no column is mapped to a phone or a channel identity", field="columns")
@@ -718,8 +738,8 @@ async def create_job(
     source: str = "excel",
     created_by: uuid.UUID | None = None,
 ) -> tuple[dict[str, Any], Table, dict[str, str | None]]:
-    if kind != "customers":
-        raise Invalid("only customer files can be imported so far (kind=customers)", field="kind")
+    if kind not in ("customers", "orders"):
+        raise Invalid("kind is customers or orders", field="kind")
     table = read_table(data, file_name)
     if columns is None:
         columns, mapping = await mapping_for(mapping, table.headers, kind)
@@ -757,7 +777,8 @@ async def run_job(
 ) -> Counts:
     stores, users = await _stores_and_users()
     columns = job_row["columns"] if isinstance(job_row["columns"], dict) else json.loads(job_row["columns"])
-    importer = Importer(job_row, stores=stores, users=users, progress=progress)
+    kind = OrderImporter if job_row["kind"] == "orders" else Importer
+    importer = kind(job_row, stores=stores, users=users, progress=progress)
     try:
         return await importer.run(table, columns)
     except BaseException as exc:
@@ -808,3 +829,221 @@ async def rejections_csv(job_id: uuid.UUID) -> str:
 
 def read_file(path: Path) -> bytes:
     return path.read_bytes()
+
+
+# --- order files -------------------------------------------------------------------------------------
+
+CHANNELS = {
+    "store": ("门店", "线下", "实体店", "pos", "store", "offline", "店铺"),
+    "online": (
+        "网店",
+        "线上",
+        "网上",
+        "电商",
+        "淘宝",
+        "天猫",
+        "京东",
+        "拼多多",
+        "online",
+        "ecommerce",
+        "e-commerce",
+        "web",
+    ),
+    "mini_program": ("小程序", "微信小程序", "mini program", "mini_program", "miniprogram", "wechat"),
+}
+SOURCE_CHANNEL = {"pos": "store", "online_shop": "online", "wechat": "mini_program"}
+PAYMENTS = {
+    "wechat_pay": ("微信", "微信支付", "wechat", "wechat pay", "wechat_pay", "wxpay"),
+    "alipay": ("支付宝", "alipay", "花呗"),
+    "unionpay": ("银联", "云闪付", "unionpay"),
+    "card": ("刷卡", "银行卡", "信用卡", "借记卡", "card", "pos刷卡", "credit card"),
+    "cash": ("现金", "cash"),
+    "installment": ("分期", "分期付款", "installment"),
+}
+
+
+def _lookup(table: dict[str, tuple[str, ...]], text: str) -> str | None:
+    key = cleaning.clean_text(text).lower()
+    return next((code for code, words in table.items() if key == code or key in words), None)
+
+
+@dataclasses.dataclass
+class OrderRow:
+    ref: str
+    ordered_at: dt.datetime
+    channel: str
+    payment: str
+    product_name: str
+    sku: str
+    category: str
+    quantity: int
+    unit_price: Any
+    amount: Any
+
+
+def clean_order_row(raw: dict[str, str], source: str) -> OrderRow:
+    from decimal import Decimal
+
+    ref = cleaning.clean_text(raw.get("order_ref", ""))
+    if cleaning.is_blank_marker(ref):
+        raise cleaning.Rejected("order_ref", "order number is empty")
+    if len(ref) > 48:
+        raise cleaning.Rejected("order_ref", "order number is longer than 48 characters")
+    ordered_at = cleaning.parse_datetime(raw.get("ordered_at"))
+    if ordered_at is None:
+        raise cleaning.Rejected("ordered_at", "order date is empty")
+    if ordered_at > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
+        raise cleaning.Rejected("ordered_at", "order date is in the future")
+    channel = SOURCE_CHANNEL.get(source, "store")
+    if cleaning.clean_text(raw.get("channel", "")):
+        channel = _lookup(CHANNELS, raw["channel"]) or ""
+        if not channel:
+            raise cleaning.Rejected("channel", f"unknown channel {raw['channel']!r}: store, online or mini program")
+    payment = "card"  # a file without payments: recorded as card (the commonest in the stores)
+    if cleaning.clean_text(raw.get("payment", "")):
+        payment = _lookup(PAYMENTS, raw["payment"]) or ""
+        if not payment:
+            raise cleaning.Rejected("payment", f"unknown payment method {raw['payment']!r}")
+    quantity = 1
+    if cleaning.clean_text(raw.get("quantity", "")):
+        try:
+            quantity = int(Decimal(cleaning.clean_text(raw["quantity"])))
+        except ArithmeticError:
+            raise cleaning.Rejected("quantity", f"quantity is not a number: {raw['quantity']!r}") from None
+        if not 1 <= quantity <= 10_000:
+            raise cleaning.Rejected("quantity", f"quantity must be 1 to 10000, not {quantity}")
+    unit_price = amount = None
+    if cleaning.clean_text(raw.get("unit_price", "")):
+        unit_price = cleaning.parse_money(raw["unit_price"], field="unit_price")
+    for field in ("line_amount", "amount"):
+        if amount is None and cleaning.clean_text(raw.get(field, "")):
+            amount = cleaning.parse_money(raw[field], field=field)
+    if amount is None and unit_price is None:
+        raise cleaning.Rejected("amount", "neither an amount nor a unit price")
+    if amount is None:
+        amount = unit_price * quantity
+    if unit_price is None:
+        unit_price = (amount / quantity).quantize(Decimal("0.01"))
+    name = cleaning.clean_text(raw.get("product_name", ""))[:100]
+    sku = cleaning.clean_text(raw.get("sku", ""))[:32]
+    if not name and not sku:
+        raise cleaning.Rejected("product_name", "no product name and no SKU")
+    return OrderRow(ref, ordered_at, channel, payment, name, sku, cleaning.clean_text(raw.get("category", "")),
+                    quantity, unit_price, amount)  # fmt: skip
+
+
+class OrderImporter(Importer):
+    """An order file: one row per order line (rows of one order share its number). Each row's
+    customer is found (or made) as in a customer file; an order already imported (the same
+    source and number) is left as it is: re-importing changes nothing. Rows end as created (a
+    line of a new order), unchanged (its order was imported before) or rejected."""
+
+    def __init__(self, job: dict[str, Any], **options: Any) -> None:
+        super().__init__(job, **options)
+        self.source = str(job["source"])
+        self.catalog: tuple[dict[str, tuple[str, str]], dict[str, str]] | None = None
+        self.orders: dict[str, tuple[str, str]] = {}  # ref → (order id, store) made by this run
+
+    async def _catalog(self) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+        if self.catalog is None:
+            products = {r["sku"]: (str(r["id"]), str(r["category_id"])) for r in await ImportJob.raw(
+                "SELECT id, sku, category_id FROM products")}  # fmt: skip
+            categories: dict[str, str] = {}
+            for r in await ImportJob.raw("SELECT id, code, name_zh, name_en FROM categories"):
+                for key in (r["code"], r["name_zh"], (r["name_en"] or "").lower()):
+                    if key:
+                        categories[key] = str(r["id"])
+            self.catalog = (products, categories)
+        return self.catalog
+
+    def _ref(self, ref: str) -> str:
+        return f"{self.source}:{ref}"[:64]
+
+    async def _batch(self, batch: list[tuple[int, dict, dict]], last: int, total: int) -> None:
+        products, categories = await self._catalog()
+        plan = Plan()
+        good: list[tuple[int, dict, Record, OrderRow]] = []
+        for number, original, fields in batch:
+            try:
+                order = clean_order_row(fields, self.source)
+                try:
+                    record = clean_row(number, fields)
+                except cleaning.Rejected as exc:
+                    if exc.field != "name" or cleaning.clean_text(fields.get("name", "")):
+                        raise
+                    record = clean_row(number, {**fields, "name": "待补充姓名"})  # found by phone, or refused below
+                    record.name = ""
+                if record.store_code and record.store_code not in self.stores:
+                    raise cleaning.Rejected("store_code", f"no store with code {record.store_code!r}")
+                if not record.store_code and self.default_store is None:
+                    raise cleaning.Rejected("store_code", "no store: give a store column or choose the import's store")
+                good.append((number, original, record, order))
+            except cleaning.Rejected as exc:
+                plan.rejections.append((number, exc.field, exc.reason, original))
+        refs = sorted({self._ref(o.ref) for *_, o in good})
+        done = {r["external_ref"] for r in await _chunks(
+            "SELECT external_ref FROM orders WHERE external_ref IN (%s)", refs)} if refs else set()  # fmt: skip
+        in_db = await candidates_in_db([r for _, _, r, o in good if self._ref(o.ref) not in done])
+        for known in (await load_known(in_db - set(self.known) - self.gone)).values():
+            self._remember(known)
+        for number, original, record, order in good:
+            ref = self._ref(order.ref)
+            if ref in done and ref not in self.orders:
+                self.counts.unchanged += 1
+                continue
+            if ref not in self.orders:
+                customer, _ = self._resolve(record, plan, may_create=bool(record.name))
+                if customer is None:
+                    plan.rejections.append((number, "name", "a new customer needs a name (no one has this phone)",
+                                            original))  # fmt: skip
+                    continue
+                order_id = str(uuid7())
+                sold_by = self.stores[record.store_code] if record.store_code else str(self.default_store)
+                self.orders[ref] = (order_id, customer.store_id)
+                plan.orders.append((order_id, customer.store_id, customer.id, order.channel, sold_by, order.ordered_at,
+                                    order.payment, ref))  # fmt: skip
+            order_id, store = self.orders[ref]
+            product = products.get(order.sku)
+            category = (
+                product[1] if product else categories.get(order.category) or categories.get(order.category.lower())
+            )
+            plan.lines.append(
+                (str(uuid7()), store, order_id, product[0] if product else None, category,
+                 order.product_name or order.sku, order.quantity, order.unit_price, order.amount)
+            )  # fmt: skip
+            self.counts.created += 1
+        await self._write(plan, last)
+        if self.progress:
+            self.progress(last, total, self.counts)
+
+    async def _write_orders(self, plan: Plan, counters: dict[str, Iterator[int]]) -> None:
+        from decimal import Decimal
+
+        now = self.now
+        totals: dict[str, Decimal] = {}
+        for line in plan.lines:
+            totals[line[2]] = totals.get(line[2], Decimal(0)) + line[8]
+        await db.insert_many(
+            "orders",
+            ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "channel", "sold_by_store_id",
+             "ordered_at", "amount", "payment_method", "external_ref"),
+            [(uuid.UUID(o), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), ch, uuid.UUID(sb), at,
+              totals.pop(o, Decimal(0)), pay, ref) for o, s, c, ch, sb, at, pay, ref in plan.orders],
+        )  # fmt: skip
+        await db.insert_many(
+            "order_lines",
+            ("id", "version", "deleted", "updated_at", "store_id", "order_id", "product_id", "category_id",
+             "product_name", "quantity", "unit_price", "amount"),
+            [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(o), uuid.UUID(p) if p else None,
+              uuid.UUID(c) if c else None, name, q, price, amount)
+             for i, s, o, p, c, name, q, price, amount in plan.lines],
+        )  # fmt: skip
+        for order_id, extra in totals.items():  # lines of an order an earlier batch of this run made
+            store = self.orders_store(order_id)
+            await ImportJob.raw(
+                "UPDATE orders SET amount = amount + {}, version = {}, updated_at = {} WHERE id = {}",
+                extra, await allocate_versions(store_scope(uuid.UUID(store))), now, uuid.UUID(order_id),
+            )  # fmt: skip
+
+    def orders_store(self, order_id: str) -> str:
+        return next(store for oid, store in self.orders.values() if oid == order_id)
