@@ -16,9 +16,9 @@ from decimal import Decimal
 import pytest
 
 from server.customers.tables import Customer, CustomerIdentity, CustomerPhone, CustomerTag
-from server.orders.tables import Order, OrderLine
 from server.imports import merging, service
 from server.imports.tables import CustomerAlias, CustomerMerge, ImportJob, ImportRejection, MergeCandidate
+from server.orders.tables import Order, OrderLine
 from tests.test_rules import Shop, World
 from tests.test_rules import world as rules_world  # noqa: F401 — the fixture, used through `world`
 
