@@ -169,3 +169,33 @@ async def test_a_chain_of_merges_points_every_alias_at_the_last_survivor(world: 
     assert await merging.survivor_of(a) == c and await merging.survivor_of(b) == c
     with pytest.raises(Conflict, match="undo that merge first"):
         await merging.undo(first, by="user:test")
+
+
+async def test_channel_events_for_a_merged_away_customer_land_on_the_survivor(world: World):
+    """A store system still sends the old customer id (or a phone that moved with the merge): the
+    event joins the survivor's card."""
+    import datetime as dt
+
+    from server.events.service import ingest, sign
+
+    keys = {"call_centre": b"call_centre-demo-key", "online_shop": b"online_shop-demo-key"}
+    shop = await world.shop()
+    survivor = await person(shop, "孔令辉", phones=["13831725864"])
+    merged = await person(shop, "孔令辉", phones=["13831726604"])
+    await merging.merge(survivor, merged, decided_by="user:test")
+    at = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat()
+    events = [
+        {"source": "call_centre", "event_id": f"cc-{uuid.uuid4().hex[:8]}", "type": "call", "occurred_at": at,
+         "customer_id": str(merged), "duration_seconds": 60},
+        {"source": "online_shop", "event_id": f"web-{uuid.uuid4().hex[:8]}", "type": "browse", "occurred_at": at,
+         "phone": "13831726604", "category": "cushion", "duration_seconds": 30},
+    ]  # fmt: skip
+    for event in events:
+        event["signature"] = sign(event, keys[event["source"]])
+    answer = await ingest(events, keys=keys)
+    assert [r.status for r in answer.results] == ["stored", "stored"], answer
+    stored = await Interaction.select(Interaction.customer_id).where(
+        Interaction.id.is_in([r.interaction_id for r in answer.results])
+    )
+    assert {r["customer_id"] for r in stored} == {survivor}
+    await Interaction.delete().where(Interaction.customer_id == survivor)

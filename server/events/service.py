@@ -195,10 +195,19 @@ async def _resolve(good: list[_Good], results: dict[int, EventResult]) -> None:
                 results[g.index] = _reject(g.index, g.event.event_id, str(exc), "phone")
     by_id: dict[str, tuple[uuid.UUID, uuid.UUID]] = {}
     if ids:
+        from server.customers.service import merged_ids
+
+        # A customer merged into another since the source system learnt its id: the survivor.
+        merged = await merged_ids(ids)
+        wanted = ids | set(merged.values())
         for r in await Interaction.raw(
-            f"SELECT id, store_id FROM customers WHERE deleted = false AND id IN ({', '.join('{}' for _ in ids)})", *ids
+            f"SELECT id, store_id FROM customers WHERE deleted = false AND id IN ({', '.join('{}' for _ in wanted)})",
+            *wanted,
         ):
             by_id[str(r["id"])] = (r["id"], r["store_id"])
+        for old, survivor in merged.items():
+            if str(survivor) in by_id:
+                by_id[str(old)] = by_id[str(survivor)]
     by_phone: dict[str, tuple[uuid.UUID, uuid.UUID]] = {}
     if phones:
         digits = sorted(set(phones.values()))
