@@ -202,6 +202,11 @@ class AppState:
     # An in-app banner: a notification that just arrived, or a task of the rep's that came due
     # ({kind: notice|due, title, body, link, notice_id, critical}).
     banner: dict[str, Any] | None = None
+    # The managers' desk (online: read from the server when opened): imports and their progress,
+    # and the possible duplicates waiting for a person to decide.
+    desk_imports: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    desk_candidates: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    desk_error: str | None = None
     # What a text field shows when it appears (see mobile/ui/common.Field): typing changes the
     # state (query, username, …) but not these, so a field is never sent a value after it appears.
     seed_query: str = ""
@@ -864,6 +869,52 @@ class AppState:
         self.banner = None
 
     # --- follows and push preferences ----------------------------------------------------------------
+
+    # --- the managers' desk: imports and the review queue (online) ------------------------------------
+
+    @property
+    def is_manager(self) -> bool:
+        return self.user is not None and self.user.role.value != "rep"
+
+    async def _api(self, method: str, path: str, **options: Any) -> Any:
+        assert self._device is not None
+        session = self._device.session
+        async with httpx.AsyncClient(
+            base_url=session.credentials.server_url, transport=self._transport, timeout=15
+        ) as http:
+            for refresh in (False, True):
+                token = await session.token(refresh)
+                answer = await http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **options)
+                if answer.status_code != 401:
+                    break
+        answer.raise_for_status()
+        return answer.json()
+
+    async def load_desk(self) -> None:
+        """Fetch the imports and the open review queue (the desk is online-only)."""
+        if not self.is_manager:
+            return
+        try:
+            self.desk_imports = await self._api("GET", "/api/imports/", params={"limit": 20})
+            self.desk_candidates = await self._api("GET", "/api/merges/candidates")
+            self.desk_error = None
+        except (httpx.HTTPError, OSError) as exc:
+            self.desk_error = self.tr("desk.offline", message=str(exc) or type(exc).__name__)
+
+    async def decide_duplicate(self, candidate_id: str, decision: str) -> None:
+        """合并 (merge: the first customer stays) or 不是同一人 (distinct) for a pair in the queue."""
+        try:
+            await self._api("POST", f"/api/merges/candidates/{candidate_id}", json={"decision": decision})
+        except httpx.HTTPStatusError as exc:
+            self.toast = self.tr("action.failed", message=exc.response.json().get("detail", str(exc)))
+            return
+        except (httpx.HTTPError, OSError) as exc:
+            self.toast = self.tr("desk.offline", message=str(exc) or type(exc).__name__)
+            return
+        self.toast = self.tr("desk.merged" if decision == "merge" else "desk.distinct")
+        await self.load_desk()
+        with contextlib.suppress(Exception):
+            await self.sync_now()  # the merge reaches this phone's replica now
 
     def is_following(self, customer_id: str) -> bool:
         if self.user is None:

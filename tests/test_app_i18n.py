@@ -172,6 +172,7 @@ DYNAMIC: dict[str, set[str]] = {
     "action.due_": set(state.DUE_CHOICES),
     "mut.": set(proto.MUTATION_ARGS),
     "notice.": set(screens.PUSH_KINDS),  # the push opt-out chips
+    "desk.status.": {"running", "done", "failed"},  # an import's state on the managers' desk
     # why the phone refused an edit: the fields a rep's own actions can trip (others fall back to
     # the validation's sentence)
     "profile.": set(state.PROFILE_FIELDS),  # the card's details form labels its fields so

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import flet as ft
 
 from mobile import queries
@@ -476,4 +478,92 @@ def SyncScreen(state: AppState) -> ft.Control:
     return ft.Column(rows, spacing=8, scroll=ft.ScrollMode.AUTO, expand=True)
 
 
-__all__ = ["CustomersScreen", "LoginScreen", "MessagesScreen", "SyncScreen", "TodayScreen", "sync_label"]
+def _refresh_desk(state: AppState):
+    async def handler(e: ft.Event) -> None:
+        await state.load_desk()
+
+    return handler
+
+
+def _decide(state: AppState, candidate_id: str, decision: str):
+    async def handler(e: ft.Event) -> None:
+        await state.decide_duplicate(candidate_id, decision)
+
+    return handler
+
+
+@ft.component
+def DeskScreen(state: AppState) -> ft.Control:
+    """Imports with their progress and counts, and the possible duplicates to decide (managers)."""
+    ft.use_effect(lambda: asyncio.ensure_future(state.load_desk()), [])
+    rows: list[ft.Control] = [
+        header(
+            state.tr("desk.title"),
+            ft.TextButton(key="desk-refresh", content=ft.Text(state.tr("desk.refresh")), on_click=_refresh_desk(state)),
+        )
+    ]
+    if state.desk_error:
+        rows.append(ft.Text(state.desk_error, color=ft.Colors.RED_700, key="desk-error"))
+    rows.append(header(state.tr("desk.imports")))
+    if not state.desk_imports:
+        rows.append(muted(state.tr("desk.no_imports")))
+    for job in state.desk_imports:
+        total = max(int(job["total_rows"]), int(job["next_row"]), 1)
+        status = state.tr(f"desk.status.{job['status']}") if job["status"] in ("running", "done", "failed") else ""
+        rows.append(
+            ft.Column(
+                [
+                    ft.Text(
+                        state.tr(
+                            "desk.job",
+                            file=job["file_name"],
+                            status=status,
+                            done=job["next_row"],
+                            total=job["total_rows"],
+                        ),
+                        weight=ft.FontWeight.BOLD,
+                    ),
+                    ft.ProgressBar(value=min(1.0, int(job["next_row"]) / total)),
+                    muted(
+                        state.tr(
+                            "desk.counts",
+                            **{k: job[k] for k in ("created", "updated", "unchanged", "merged", "rejected", "review")},
+                        )
+                    ),
+                ],
+                key=f"job-{job['id']}",
+                spacing=2,
+            )
+        )
+    rows.append(header(state.tr("desk.candidates", count=len(state.desk_candidates))))
+    if not state.desk_candidates:
+        rows.append(muted(state.tr("desk.no_candidates")))
+    for pair in state.desk_candidates:
+        rows.append(
+            ft.Column(
+                [
+                    ft.Text(state.tr("desk.pair", a=pair["name_a"], b=pair["name_b"], score=f"{pair['score']:.2f}")),
+                    muted(" · ".join(pair["reasons"][:4])),
+                    ft.Row(
+                        [
+                            ft.FilledButton(
+                                key=f"merge-{pair['id']}",
+                                content=ft.Text(state.tr("desk.merge")),
+                                on_click=_decide(state, pair["id"], "merge"),
+                            ),
+                            ft.OutlinedButton(
+                                key=f"distinct-{pair['id']}",
+                                content=ft.Text(state.tr("desk.distinct")),
+                                on_click=_decide(state, pair["id"], "distinct"),
+                            ),
+                        ]
+                    ),
+                ],
+                key=f"pair-{pair['id']}",
+                spacing=4,
+            )
+        )
+    return ft.Column(rows, spacing=8, scroll=ft.ScrollMode.AUTO, expand=True)
+
+
+__all__ = ["CustomersScreen", "DeskScreen", "LoginScreen", "MessagesScreen", "SyncScreen", "TodayScreen", "sync_label"]

@@ -11,7 +11,7 @@ import flet as ft
 from mobile.state import AppState
 from mobile.ui.card import CardScreen, OpportunityScreen
 from mobile.ui.common import sync_badge
-from mobile.ui.screens import CustomersScreen, LoginScreen, MessagesScreen, SyncScreen, TodayScreen
+from mobile.ui.screens import CustomersScreen, DeskScreen, LoginScreen, MessagesScreen, SyncScreen, TodayScreen
 
 TABS = (
     ("/", "nav.today", ft.Icons.TODAY_OUTLINED, ft.Icons.TODAY),
@@ -19,6 +19,11 @@ TABS = (
     ("/messages", "nav.messages", ft.Icons.NOTIFICATIONS_OUTLINED, ft.Icons.NOTIFICATIONS),
     ("/sync", "nav.sync", ft.Icons.CLOUD_OUTLINED, ft.Icons.CLOUD),
 )
+DESK_TAB = ("/desk", "nav.desk", ft.Icons.UPLOAD_FILE_OUTLINED, ft.Icons.UPLOAD_FILE)  # managers only
+
+
+def tabs(state: AppState) -> tuple:
+    return (*TABS, DESK_TAB) if state.is_manager else TABS
 
 
 def tab_index(route: str) -> int:
@@ -28,6 +33,8 @@ def tab_index(route: str) -> int:
         return 2
     if route.startswith("/sync"):
         return 3
+    if route.startswith("/desk"):
+        return 4
     return 0
 
 
@@ -76,8 +83,10 @@ def banner(state: AppState) -> ft.Control:
 def Shell(state: AppState, body: ft.Control) -> ft.Control:
     index = tab_index(state.route)
 
+    shown = tabs(state)
+
     def choose(e: ft.Event) -> None:
-        state.go(TABS[int(e.control.selected_index)][0])
+        state.go(shown[int(e.control.selected_index)][0])
 
     top = ft.Container(
         ft.Row(
@@ -93,7 +102,7 @@ def Shell(state: AppState, body: ft.Control) -> ft.Control:
                     if state.route.count("/") > 1
                     else []
                 ),
-                ft.Text(state.tr(TABS[index][1]), size=20, weight=ft.FontWeight.BOLD, expand=True),
+                ft.Text(state.tr(shown[index][1]), size=20, weight=ft.FontWeight.BOLD, expand=True),
                 sync_badge(state),
             ]
         ),
@@ -122,7 +131,7 @@ def Shell(state: AppState, body: ft.Control) -> ft.Control:
             label_type=ft.NavigationRailLabelType.ALL,
             destinations=[
                 ft.NavigationRailDestination(icon=_icon(state, i, icon), selected_icon=selected, label=state.tr(label))
-                for i, (_, label, icon, selected) in enumerate(TABS)
+                for i, (_, label, icon, selected) in enumerate(shown)
             ],
             on_change=choose,
         )
@@ -136,7 +145,7 @@ def Shell(state: AppState, body: ft.Control) -> ft.Control:
         selected_index=index,
         destinations=[
             ft.NavigationBarDestination(icon=_icon(state, i, icon), selected_icon=selected, label=state.tr(label))
-            for i, (_, label, icon, selected) in enumerate(TABS)
+            for i, (_, label, icon, selected) in enumerate(shown)
         ],
         on_change=choose,
     )
@@ -167,6 +176,7 @@ def App(state: AppState) -> ft.Control:
             ft.Route(path="opportunities/:id", component=lambda: OpportunityRoute(state)),
             ft.Route(path="messages", component=lambda: Shell(state, MessagesScreen(state))),
             ft.Route(path="sync", component=lambda: Shell(state, SyncScreen(state))),
+            ft.Route(path="desk", component=lambda: Shell(state, DeskScreen(state))),
         ],
         not_found=lambda: Shell(state, TodayScreen(state)),
     )

@@ -140,6 +140,22 @@ class ImportController(Controller):
         task.add_done_callback(_running.discard)
         return _job_out(job)
 
+    @get("/")
+    async def list_jobs(
+        self, caller: CallerDep, limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20
+    ) -> list[dict]:
+        """The latest imports into the caller's stores (and their own without a store), newest first."""
+        _manager(caller)
+        params: list[Any] = []
+        scope = caller.store_filter("store_id", params)
+        params += [caller.user_id, limit]
+        rows = await ImportJob.raw(
+            f"SELECT * FROM import_jobs WHERE ({scope} OR (store_id IS NULL AND created_by_id = {{}})) "
+            "ORDER BY created_at DESC LIMIT {}",
+            *params,
+        )
+        return [_job_out(r) for r in rows]
+
     @get("/{job_id:uuid}")
     async def get_job(self, caller: CallerDep, job_id: FromPath[uuid.UUID]) -> dict:
         """Progress and counts (created, updated, unchanged, merged, rejected, review)."""

@@ -1,0 +1,83 @@
+"""The managers' desk in the app (imports and the review queue) against a real server: a store
+manager sees the store's imports with their counts and the possible duplicates, decides one pair
+"not the same" and merges another from the screen; a rep has no desk tab. The two pairs are made
+here (two customers each, in BJ-CY) and everything is removed afterwards."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from mobile.ui.screens import DeskScreen
+from mobile.ui.shell import Shell
+from server.customers.tables import Customer
+from server.imports.tables import CustomerAlias, CustomerMerge, MergeCandidate
+from shared.ids import uuid7
+from tests.flet_tree import click, find, has, render, texts
+from tests.test_app_state import no_device_left, sign_in
+
+
+@pytest.fixture
+async def pairs(stores):
+    """Two open review entries in BJ-CY: (candidate id, customer a, customer b) each."""
+    made: list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]] = []
+    for n in range(2):
+        a, b = uuid7(), uuid7()
+        for ident, name in ((a, f"查重甲{n}"), (b, f"查重甲{n}")):
+            await Customer.insert(Customer(id=ident, version=0, store_id=stores["BJ-CY"], name=name, city="北京市"))
+        candidate = uuid7()
+        await MergeCandidate.insert(
+            MergeCandidate(id=candidate, store_id=stores["BJ-CY"], customer_a=a, customer_b=b, score=0.71,
+                           reasons=json.dumps(["name_same", "same_district"]))
+        )  # fmt: skip
+        made.append((candidate, a, b))
+    yield made
+    everyone = [c for _, a, b in made for c in (a, b)]
+    await MergeCandidate.delete().where(MergeCandidate.id.is_in([m[0] for m in made]))
+    await CustomerAlias.delete().where(CustomerAlias.id.is_in(everyone))
+    await CustomerMerge.delete().where(CustomerMerge.merged_id.is_in(everyone))
+    await Customer.delete().where(Customer.id.is_in(everyone))
+
+
+async def test_a_manager_decides_duplicates_from_the_desk(live_server, tmp_path, pairs):
+    phone = await sign_in(live_server.url, tmp_path / "manager", "manager.bjcy")
+    state = phone.state
+    try:
+        tree = render(lambda: Shell(state, DeskScreen(state)))
+        labels = [d.label for d in find(tree, key="nav").destinations]
+        assert labels[-1] == "导入"  # the desk tab, for managers
+        await state.load_desk()
+        tree = render(lambda: Shell(state, DeskScreen(state)))
+        (first, _, _), (second, _, b2) = pairs
+        assert has(tree, key=f"pair-{first}") and has(tree, key=f"pair-{second}")
+        assert any("查重甲0 ↔ 查重甲0 · 相似度 0.71" in t for t in texts(tree))
+
+        await click(find(tree, key=f"distinct-{first}"))
+        assert state.toast == "不是同一人"
+        assert (await MergeCandidate.select().where(MergeCandidate.id == first).first())["status"] == "distinct"
+
+        tree = render(lambda: Shell(state, DeskScreen(state)))
+        assert not has(tree, key=f"pair-{first}")
+        await click(find(tree, key=f"merge-{second}"))
+        assert state.toast == "已合并（可撤销）"
+        row = await MergeCandidate.select().where(MergeCandidate.id == second).first()
+        assert row["status"] == "merged" and row["merge_id"] is not None
+        assert (await Customer.select(Customer.deleted).where(Customer.id == b2).first())["deleted"] is True
+    finally:
+        await state.close()
+        no_device_left(tmp_path / "manager")
+
+
+async def test_a_rep_has_no_desk(live_server, tmp_path):
+    phone = await sign_in(live_server.url, tmp_path / "rep")
+    state = phone.state
+    try:
+        tree = render(lambda: Shell(state, DeskScreen(state)))
+        assert [d.label for d in find(tree, key="nav").destinations] == ["今日", "客户", "消息", "同步"]
+        await state.load_desk()
+        assert state.desk_candidates == [] and state.desk_imports == []
+    finally:
+        await state.close()
+        no_device_left(tmp_path / "rep")
