@@ -74,11 +74,17 @@ async def stop() -> None:
 
 
 async def insert_many(
-    table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, on_conflict: str | None = None
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    on_conflict: str | None = None,
+    copy: bool = False,
 ) -> None:
     """Insert ``rows`` inside the current transaction straight through the driver (asyncpg's
     pipelined executemany, sqlite3's executemany): no ORM objects on a hot path. ``on_conflict``:
-    a unique column whose clashes are skipped (ON CONFLICT … DO NOTHING, both engines)."""
+    a unique column whose clashes are skipped (ON CONFLICT … DO NOTHING, both engines). ``copy``:
+    COPY on PostgreSQL (values must already be of the columns' types: UUID, datetime, Decimal)."""
     if not rows:
         return
     txn = engine().current_transaction.get()
@@ -89,6 +95,10 @@ async def insert_many(
         marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
     else:
         marks = ", ".join("?" * len(columns))
+    if copy and on_conflict is None and isinstance(engine(), PostgresEngine):
+        # COPY: several times faster than an INSERT per row for big batches (imports).
+        await txn.connection.copy_records_to_table(table, records=rows, columns=list(columns))
+        return
     tail = f' ON CONFLICT ("{on_conflict}") DO NOTHING' if on_conflict else ""
     await txn.connection.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks}){tail}', rows)
 

@@ -302,7 +302,10 @@ async def candidates_in_db(records: list[Record]) -> set[str]:
     digits = sorted({p[1] for r in records for p in r.phones})
     values = sorted({v for r in records for _, v in r.identities})
     emails = sorted({r.email for r in records if r.email})
-    names = sorted({r.name for r in records})
+    # Names alone are weak keys (张伟 is everywhere): with a city, only that city's namesakes.
+    names = sorted({r.name for r in records if r.name and not r.city})
+    named_in = sorted({r.name for r in records if r.name and r.city})
+    cities = sorted({r.city for r in records if r.name and r.city} | {""})
     found: set[str] = set()
     if digits:
         found |= {
@@ -324,10 +327,13 @@ async def candidates_in_db(records: list[Record]) -> set[str]:
             for r in await _chunks("SELECT id FROM customers WHERE email IN (%s) AND deleted = false", emails)
         }
     if names:
-        found |= {
-            str(r["id"])
-            for r in await _chunks("SELECT id FROM customers WHERE name IN (%s) AND deleted = false", names)
-        }
+        found |= {str(r["id"]) for r in await _chunks(
+            "SELECT id FROM customers WHERE name IN (%s) AND deleted = false", names)}  # fmt: skip
+    if named_in:
+        marks = ", ".join("{}" for _ in cities)
+        found |= {str(r["id"]) for r in await _chunks(
+            f"SELECT id FROM customers WHERE name IN (%s) AND city IN ({marks}) AND deleted = false", named_in, *cities
+        )}  # fmt: skip
     return found
 
 
@@ -610,7 +616,7 @@ class Importer:
             if count:
                 last = await allocate_versions(store_scope(uuid.UUID(store)), count)
                 counters[store] = iter(range(last - count + 1, last + 1))
-        await db.insert_many(
+        await _copy(
             "customers",
             ("id", "version", "deleted", "updated_at", "store_id", "owner_id", "name", "gender", "birthday", "email",
              "province", "city", "district", "address", "consents", "field_clocks", "created_at"),
@@ -621,20 +627,20 @@ class Importer:
                 for i, s, o, name, f in plan.customers
             ],
         )  # fmt: skip
-        await db.insert_many(
+        await _copy(
             "customer_phones",
             ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "number", "digits", "kind",
              "is_primary", "created_at"),
             [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), n, d, k, p, now)
              for i, s, c, n, d, k, p in plan.phones],
         )  # fmt: skip
-        await db.insert_many(
+        await _copy(
             "customer_identities",
             ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "kind", "value", "created_at"),
             [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), k, v, now)
              for i, s, c, k, v in plan.identities],
         )  # fmt: skip
-        await db.insert_many(
+        await _copy(
             "customer_tags",
             ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "tag", "created_at"),
             [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), t, now)
@@ -668,6 +674,10 @@ class Importer:
                 uuid7(), uuid.UUID(store), uuid.UUID(a), uuid.UUID(b), float(score),
                 json.dumps(list(reasons), ensure_ascii=False), self.job_id, now,
             )  # fmt: skip
+
+
+async def _copy(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    await db.insert_many(table, columns, rows, copy=True)
 
 
 def _shares(known: Known, record: Record) -> bool:
@@ -1023,14 +1033,14 @@ class OrderImporter(Importer):
         totals: dict[str, Decimal] = {}
         for line in plan.lines:
             totals[line[2]] = totals.get(line[2], Decimal(0)) + line[8]
-        await db.insert_many(
+        await _copy(
             "orders",
             ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "channel", "sold_by_store_id",
              "ordered_at", "amount", "payment_method", "external_ref"),
             [(uuid.UUID(o), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), ch, uuid.UUID(sb), at,
               totals.pop(o, Decimal(0)), pay, ref) for o, s, c, ch, sb, at, pay, ref in plan.orders],
         )  # fmt: skip
-        await db.insert_many(
+        await _copy(
             "order_lines",
             ("id", "version", "deleted", "updated_at", "store_id", "order_id", "product_id", "category_id",
              "product_name", "quantity", "unit_price", "amount"),
