@@ -23,6 +23,7 @@ log = logging.getLogger("floorwalker.scheduler")
 
 LOCK_KEY = 0x466C6F6F72  # "Floor": the advisory lock id every Floorwalker worker competes for
 POLL_SECONDS = 2.0
+DRAIN_SECONDS = 10.0  # on stop, how long a running job may take to finish
 
 # Job defaults, chosen on purpose:
 # - misfire_grace_time 300 s: a job late by up to five minutes (busy loop, leader change) still
@@ -152,5 +153,13 @@ async def run_as_leader(
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
     finally:
+        # Let a running job finish (sweeps are short, and keyed: cutting one loses nothing, but
+        # APScheduler would log the cancellation as a failure): pause, wait a little, then stop.
+        scheduler.pause()
+        running = [
+            f for ex in scheduler._executors.values() for f in getattr(ex, "_pending_futures", ()) if not f.done()
+        ]
+        if running:
+            await asyncio.wait(running, timeout=DRAIN_SECONDS)
         scheduler.shutdown(wait=False)
         await lock.release()

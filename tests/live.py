@@ -22,6 +22,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _stop(proc: subprocess.Popen | None, *, kill: bool = False) -> None:
+    """SIGTERM (graceful) or SIGKILL (a crash), then wait for the PID (killed after 20 s)."""
+    if proc is None:
+        return
+    proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class LiveServer:
     def __init__(self, database_url: str, log_dir: Path, *, port: int | None = None, extra_env: dict | None = None):
         self.database_url = database_url
@@ -68,14 +80,7 @@ class LiveServer:
 
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM (graceful) or SIGKILL (a crash), then wait for the PID."""
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc, kill=kill)
         self.proc = None
         if self._log:
             self._log.close()
@@ -120,14 +125,7 @@ class LiveWorker:
         raise RuntimeError(f"the worker did not lead within {timeout} s: {self.log_path.read_text()[-2000:]}")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc)
         self.proc = None
         if self._log:
             self._log.close()

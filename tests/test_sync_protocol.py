@@ -229,7 +229,7 @@ async def test_tombstones_reach_devices_and_a_moved_rep_drops_the_old_store(clie
                 "id": 1,
                 "name": "tag.add",
                 "hlc": _hlc(),
-                "args": {"id": str(tag), "customer_id": customer, "tag": "老客户"},
+                "args": {"id": str(tag), "customer_id": customer, "tag": f"墓碑测试{uuid.uuid4().hex[:6]}"},
             },
             {"id": 2, "name": "tag.remove", "hlc": _hlc(), "args": {"tag_id": str(tag)}},
         ],

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from server import db
@@ -100,26 +101,9 @@ async def merge(
             retired[table] = [str(r["id"]) for r in dup]
             moved[table] = [i for i in moved[table] if i not in set(retired[table])]
         filled = {f: _iso(survivor[f]) for f in FILLABLE if _blank(survivor[f]) and not _blank(merged[f])}
-        touched = sum(len(v) for v in moved.values()) + sum(len(v) for v in retired.values()) + 3
-        last = await allocate_versions(store_scope(store), touched)
-        versions = iter(range(last - touched + 1, last + 1))
-        for table, ids in moved.items():
-            for ident in ids:
-                await CustomerMerge.raw(
-                    f"UPDATE {table} SET customer_id = {{}}, version = {{}}, updated_at = {{}} WHERE id = {{}}",
-                    survivor_id,
-                    next(versions),
-                    now,
-                    uuid.UUID(ident),
-                )
-        for table, ids in retired.items():
-            for ident in ids:
-                await CustomerMerge.raw(
-                    f"UPDATE {table} SET deleted = true, version = {{}}, updated_at = {{}} WHERE id = {{}}",
-                    next(versions),
-                    now,
-                    uuid.UUID(ident),
-                )
+        versions = await _versions(store, moved, retired)
+        await _move_children(moved, survivor_id, versions, now)
+        await _set_deleted(retired, True, versions, now)
         sets = ", ".join(f"{f} = {{}}" for f in filled)
         await CustomerMerge.raw(
             f"UPDATE customers SET {sets + ', ' if sets else ''}version = {{}}, updated_at = {{}} WHERE id = {{}}",
@@ -200,26 +184,9 @@ async def undo(merge_id: uuid.UUID, *, by: str, now: dt.datetime | None = None) 
         survivor_id, merged_id = uuid.UUID(str(row["survivor_id"])), uuid.UUID(str(row["merged_id"]))
         store = uuid.UUID(str(row["store_id"]))
         moved, retired, filled = snapshot["moved"], snapshot["retired"], snapshot["filled"]
-        touched = sum(len(v) for v in moved.values()) + sum(len(v) for v in retired.values()) + 3
-        last = await allocate_versions(store_scope(store), touched)
-        versions = iter(range(last - touched + 1, last + 1))
-        for table, ids in moved.items():
-            for ident in ids:
-                await CustomerMerge.raw(
-                    f"UPDATE {table} SET customer_id = {{}}, version = {{}}, updated_at = {{}} WHERE id = {{}}",
-                    merged_id,
-                    next(versions),
-                    now,
-                    uuid.UUID(ident),
-                )
-        for table, ids in retired.items():
-            for ident in ids:
-                await CustomerMerge.raw(
-                    f"UPDATE {table} SET deleted = false, version = {{}}, updated_at = {{}} WHERE id = {{}}",
-                    next(versions),
-                    now,
-                    uuid.UUID(ident),
-                )
+        versions = await _versions(store, moved, retired)
+        await _move_children(moved, merged_id, versions, now)
+        await _set_deleted(retired, False, versions, now)
         # The survivor's fields the merge filled go back to empty (unless someone changed them since).
         survivor = await _customer(survivor_id, lock=True)
         merged = await _customer(merged_id, lock=True)
@@ -247,6 +214,37 @@ async def undo(merge_id: uuid.UUID, *, by: str, now: dt.datetime | None = None) 
         await CustomerMerge.raw(
             "UPDATE customer_merges SET undone_at = {}, undone_by = {} WHERE id = {}", now, by, merge_id
         )
+
+
+async def _versions(store: uuid.UUID, moved: dict, retired: dict) -> Iterator[int]:
+    """Versions for every row a merge or its undo touches (children, both customers, the alias)."""
+    touched = sum(len(v) for v in moved.values()) + sum(len(v) for v in retired.values()) + 3
+    last = await allocate_versions(store_scope(store), touched)
+    return iter(range(last - touched + 1, last + 1))
+
+
+async def _move_children(moved: dict[str, list[str]], to: uuid.UUID, versions: Iterator[int], now: dt.datetime) -> None:
+    for table, ids in moved.items():
+        for ident in ids:
+            await CustomerMerge.raw(
+                f"UPDATE {table} SET customer_id = {{}}, version = {{}}, updated_at = {{}} WHERE id = {{}}",
+                to,
+                next(versions),
+                now,
+                uuid.UUID(ident),
+            )
+
+
+async def _set_deleted(rows: dict[str, list[str]], deleted: bool, versions: Iterator[int], now: dt.datetime) -> None:
+    for table, ids in rows.items():
+        for ident in ids:
+            await CustomerMerge.raw(
+                f"UPDATE {table} SET deleted = {{}}, version = {{}}, updated_at = {{}} WHERE id = {{}}",
+                deleted,
+                next(versions),
+                now,
+                uuid.UUID(ident),
+            )
 
 
 def _typed(field: str, value: Any) -> Any:
