@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime
 
 os.environ.setdefault("PICCOLO_CONF", "server.piccolo_conf")
 
@@ -55,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run every enabled rule once now and print what it created")
     sweep.add_argument("--rule", action="append", default=None, help="only this rule (repeatable)")
     sweep.add_argument("--limit", type=int, default=None, help="new tasks per rule at most (0: all; default 5000)")
+    sweep.add_argument(
+        "--now",
+        default=None,
+        help="sweep as of this moment (ISO 8601 with offset; default: now), e.g. to re-check a run",
+    )
     imp = sub.add_parser("import", help="import customers from a CSV or XLSX file")
     imp.add_argument("file", help="the .csv (UTF-8, UTF-8 with BOM or GBK) or .xlsx file")
     imp.add_argument("--mapping", default=None, help="a saved mapping template (default: suggested from the headers)")
@@ -219,7 +225,7 @@ def _app(settings: Settings, *, web: bool, host: str, port: int) -> int:
     return 0
 
 
-async def _sweep(settings: Settings, rules: list[str] | None, limit: int | None) -> int:
+async def _sweep(settings: Settings, rules: list[str] | None, limit: int | None, now: str | None = None) -> int:
     import json
 
     from server import db
@@ -231,9 +237,18 @@ async def _sweep(settings: Settings, rules: list[str] | None, limit: int | None)
             f"floorwalker sweep: unknown rule {', '.join(unknown)}; rules: {', '.join(sorted(SPECS))}", file=sys.stderr
         )
         return 2
+    moment = None
+    if now is not None:
+        try:
+            moment = datetime.fromisoformat(now)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            print(f"floorwalker sweep: --now needs an ISO 8601 time with an offset, got {now!r}", file=sys.stderr)
+            return 2
     await db.start(settings)
     try:
-        result = await sweep(codes=rules, limit=MAX_NEW_PER_RULE if limit is None else max(0, limit))
+        result = await sweep(moment, codes=rules, limit=MAX_NEW_PER_RULE if limit is None else max(0, limit))
         if result.total:
             from server.sync import pokes
 
@@ -337,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return asyncio.run(_worker(settings))
     if args.command == "sweep":
-        return asyncio.run(_sweep(settings, args.rule, args.limit))
+        return asyncio.run(_sweep(settings, args.rule, args.limit, args.now))
     if args.command == "import":
         try:
             data = open(args.file, "rb").read()

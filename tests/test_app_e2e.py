@@ -17,6 +17,7 @@ import uuid
 
 import httpx
 import pytest
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 from tests.webapp import (
@@ -80,7 +81,9 @@ async def _pick_opportunity(http: httpx.AsyncClient) -> dict:
         if per_customer[d["customer_id"]] != 1 or d["stage"] == open_codes[-1]:
             continue
         hits = (await http.get("/api/customers", params={"q": d["customer_name"], "limit": 50})).json()["items"]
-        if [h["name"] for h in hits].count(d["customer_name"]) == 1 and len(hits) <= 3:
+        # The only hit: a name that is part of another's (王芳 in 王芳芳) would give the app's search
+        # two rows, and the first might be the other customer (another deal, another stage).
+        if [h["name"] for h in hits] == [d["customer_name"]]:
             d["next_stage"] = open_codes[open_codes.index(d["stage"]) + 1]
             d["next_name"] = next(s["name_zh"] for s in stages if s["code"] == d["next_stage"])
             return d
@@ -150,9 +153,19 @@ async def test_a_rep_works_through_an_outage_and_the_server_gets_each_edit_once(
         await page.get_by_role("button", name="记到店").click()
         await page.get_by_text("已记录到店").wait_for()
         next_stage = page.get_by_role("button", name=deal["next_name"], exact=True)
-        await tap_until(page, page.get_by_role("button", name="推进阶段"), next_stage)
+        via_deal_page = False
+        try:
+            await tap_until(page, page.get_by_role("button", name="推进阶段"), next_stage, attempts=2)
+        except PlaywrightTimeout:
+            # Flutter web now and then takes that tap as focus only (the button lights up, nothing
+            # opens): a person goes to the deal's own page, where each stage is one tap.
+            via_deal_page = True
+            await page.get_by_text(deal["title"], exact=True).first.click()
+            await next_stage.first.wait_for(timeout=15_000)
         await next_stage.click()
         await page.get_by_text(f"已推进到「{deal['next_name']}」").wait_for()
+        if via_deal_page:
+            await _open_customer(page, customer)
         await page.get_by_text("已同步").wait_for(timeout=30_000)
         moved = (await http.get(f"/api/opportunities/{deal['id']}")).json()
         assert moved["stage"] == deal["next_stage"]
