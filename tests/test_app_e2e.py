@@ -160,7 +160,7 @@ async def test_a_rep_works_through_an_outage_and_the_server_gets_each_edit_once(
             # Flutter web now and then takes that tap as focus only (the button lights up, nothing
             # opens): a person goes to the deal's own page, where each stage is one tap.
             via_deal_page = True
-            await page.get_by_text(deal["title"], exact=True).first.click()
+            await page.get_by_role("button", name=re.compile(re.escape(deal["title"]))).first.click()
             await next_stage.first.wait_for(timeout=15_000)
         await next_stage.click()
         await page.get_by_text(f"已推进到「{deal['next_name']}」").wait_for()
