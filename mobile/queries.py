@@ -582,6 +582,110 @@ def opportunity_detail(
     )
 
 
+# --- the managers' board --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class BoardDeal:
+    id: str
+    title: str
+    customer_id: str
+    customer_name: str
+    owner_id: str | None
+    owner_name: str | None
+    store_id: str
+    amount: Decimal
+    days_in_stage: float
+    idle_days: int | None  # the stage's limit (None: never stalls)
+
+    @property
+    def stalled(self) -> bool:
+        return self.idle_days is not None and self.days_in_stage > self.idle_days
+
+
+@dataclasses.dataclass
+class BoardColumn:
+    stage: StageView
+    deals: list[BoardDeal]
+
+    @property
+    def amount(self) -> Decimal:
+        return sum((d.amount for d in self.deals), Decimal(0))
+
+
+def board(
+    replica: Replica, *, now: dt.datetime | None = None, owner_id: str | None = None, store_id: str | None = None
+) -> list[BoardColumn]:
+    """Open deals in the replica (the manager's stores) by open stage, longest idle first."""
+    now = now or _utcnow()
+    where, params = ["s.kind = 'open'"], []
+    if owner_id:
+        where.append("o.owner_id = ?")
+        params.append(owner_id)
+    if store_id:
+        where.append("o.store_id = ?")
+        params.append(store_id)
+    rows = fetch_all(
+        replica.db,
+        "SELECT o.id, o.title, o.customer_id, c.name AS customer_name, o.owner_id, u.display_name AS owner_name, "
+        "o.store_id, o.amount, o.stage_entered_at, o.stage_id, s.idle_days FROM opportunities o "
+        "JOIN pipeline_stages s ON s.id = o.stage_id LEFT JOIN customers c ON c.id = o.customer_id "
+        f"LEFT JOIN users u ON u.id = o.owner_id WHERE {' AND '.join(where)} ORDER BY o.stage_entered_at, o.id",
+        params,
+    )
+    columns = {stage.id: BoardColumn(stage, []) for stage in stages(replica) if stage.kind == "open"}
+    for r in rows:
+        column = columns.get(r["stage_id"])
+        if column is None:
+            continue
+        column.deals.append(
+            BoardDeal(
+                r["id"],
+                r["title"],
+                r["customer_id"],
+                r["customer_name"] or "",
+                r["owner_id"],
+                r["owner_name"],
+                r["store_id"],
+                _money(r["amount"]),
+                _days(r["stage_entered_at"], now),
+                r["idle_days"],
+            )
+        )
+    return list(columns.values())
+
+
+def stalled_deals(columns: list[BoardColumn]) -> list[tuple[StageView, BoardDeal]]:
+    """The board's stalled deals, most overdue (days over the limit) first."""
+    found = [(c.stage, d) for c in columns for d in c.deals if d.stalled]
+    return sorted(found, key=lambda pair: pair[1].idle_days - pair[1].days_in_stage)
+
+
+def owners(replica: Replica) -> list[dict[str, str]]:
+    """Reps of the stores on this device ({id, name, store_id}), for the board's owner filter."""
+    return [
+        dict(r)
+        for r in fetch_all(
+            replica.db,
+            "SELECT id, display_name AS name, store_id FROM users WHERE role = 'rep' AND active = 1 "
+            "AND store_id IN (SELECT DISTINCT store_id FROM opportunities) ORDER BY display_name",
+        )
+    ]
+
+
+# --- roll-out: the store's feature switches ----------------------------------------------------------
+
+
+def features(replica: Replica, store_id: str | None) -> dict[str, bool]:
+    """The switches head office set for the store (a feature without a row is on)."""
+    if not store_id:
+        return {}
+    return {
+        r["feature"]: bool(r["enabled"])
+        for r in fetch_all(replica.db, "SELECT feature, enabled FROM store_features WHERE store_id = ?", (store_id,))
+    }
+
+
 # --- cross-sell -----------------------------------------------------------------------------------
 
 # What goes with what (REQUIREMENTS §1: "bought a sofa → cushions", "bought a dining table → chairs").

@@ -30,6 +30,7 @@ import flet as ft
 import httpx
 
 from mobile import queries, times
+from mobile.desktop import DeskActions
 from mobile.engine import SyncEngine, SyncStatus
 from mobile.i18n import DEFAULT_LOCALE, has_key, t
 from mobile.mutators import MutationError, fetch_one
@@ -166,7 +167,7 @@ def _due_at(choice: str, tz: ZoneInfo, now: dt.datetime) -> str:
 
 @ft.observable
 @dataclasses.dataclass
-class AppState:
+class AppState(DeskActions):
     locale: str = DEFAULT_LOCALE
     wide: bool = False  # a wide screen: navigation rail instead of the bottom bar
     route: str = "/"
@@ -207,6 +208,27 @@ class AppState:
     desk_imports: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     desk_candidates: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     desk_error: str | None = None
+    # The managers' desktop (mobile/desktop.py): board filters, reports, drill-down, roll-out.
+    board_owner: str = ""
+    nudged: list[str] = dataclasses.field(default_factory=list)  # deals nudged from this screen
+    report_period: str = "30d"
+    report_store: str = ""  # a store code, or every store the manager sees
+    report_name: str = "stalled"  # the table shown under the dashboard
+    report_tables: dict[str, Any] = dataclasses.field(default_factory=dict)
+    report_error: str | None = None
+    report_busy: bool = False
+    drill_table: dict[str, Any] | None = None
+    drill_of: tuple[str, int] = ("", 0)
+    last_export: str | None = None
+    rollout: dict[str, Any] = dataclasses.field(default_factory=dict)
+    rollout_store: str = ""
+    rollout_error: str | None = None
+    # In-app feedback (any user): the sheet, its text, whether the screenshot goes along.
+    feedback_open: bool = False
+    feedback_text: str = ""
+    feedback_shot: bool = False
+    feedback_screen: str = "/"
+    feedback_error: str | None = None
     # What a text field shows when it appears (see mobile/ui/common.Field): typing changes the
     # state (query, username, …) but not these, so a field is never sent a value after it appears.
     seed_query: str = ""
@@ -231,6 +253,8 @@ class AppState:
         live: bool = True,
         root: Path | None = None,
         alarms: Any = None,
+        save: Callable[[str, bytes], Any] | None = None,
+        capture: Callable[[], Any] | None = None,
     ) -> AppState:
         self._store = store
         self._navigate = navigate
@@ -243,6 +267,12 @@ class AppState:
         self._cache: dict[Any, Any] = {}
         self._alarms = alarms  # mobile.alarms.TaskAlarms on a phone that can schedule local notifications
         self._alarm_round: asyncio.Task | None = None
+        self._save = save  # (file name, bytes) → a download (web) or a save dialog
+        self._capture = capture  # () → PNG bytes of the current screen, for feedback
+        self._shot: bytes | None = None
+        self.screen_ref: ft.Ref = ft.Ref()  # the Shell's ft.Screenshot around the current screen
+        if capture is None:
+            self._capture = self._capture_screen
         self.seed_username, self.seed_server = self.username, self.server_url
         return self
 

@@ -319,6 +319,17 @@ class TaskReassign(Write):
     owner_id: uuid.UUID
 
 
+class Nudge(Write):
+    """A manager asks a deal's owner to move it: a task for the owner, and a notification."""
+
+    note: LongText = ""
+
+
+class NudgeOut(Read):
+    task: TaskOut
+    created: bool  # false: the deal's owner was already nudged about it today (the same task)
+
+
 class InteractionCreate(Write):
     customer_id: uuid.UUID
     kind: InteractionKind

@@ -248,10 +248,9 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
     if suggestions:
         names = "、".join(s["name_zh"] if state.locale == "zh" else s["name_en"] for s in suggestions)
         head.append(ft.Text(state.tr("card.cross_sell", items=names), color=ft.Colors.DEEP_PURPLE_700, size=13))
-    rows: list[ft.Control] = [
-        *head,
-        quick_actions(state, customer_id, open_opps),
-    ]
+    rows: list[ft.Control] = list(head)
+    if state.feature_on("quick_actions"):  # head office may not have switched them on for the store yet
+        rows.append(quick_actions(state, customer_id, open_opps))
     sheet = action_sheet(state, customer_id, open_opps[0] if len(open_opps) == 1 else None)
     if sheet is not None:
         rows.append(sheet)

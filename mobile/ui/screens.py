@@ -382,6 +382,8 @@ BUDGETS = (5, 10, 20, 50)
 
 def notification_settings(state: AppState) -> list[ft.Control]:
     """Quiet hours, the daily push budget and the kinds pushed (synced: the same on every device)."""
+    if not state.feature_on("push"):  # not switched on for the store: nothing to set
+        return []
     prefs = state.prefs()
     quiet = bool(prefs["quiet_start"])
     muted_kinds = set(prefs["muted_kinds"])

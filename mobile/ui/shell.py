@@ -11,6 +11,7 @@ import flet as ft
 from mobile.state import AppState
 from mobile.ui.card import CardScreen, OpportunityScreen
 from mobile.ui.common import sync_badge
+from mobile.ui.desktop import BoardScreen, ReportsScreen, RolloutScreen, feedback_sheet
 from mobile.ui.screens import CustomersScreen, DeskScreen, LoginScreen, MessagesScreen, SyncScreen, TodayScreen
 
 TABS = (
@@ -19,22 +20,25 @@ TABS = (
     ("/messages", "nav.messages", ft.Icons.NOTIFICATIONS_OUTLINED, ft.Icons.NOTIFICATIONS),
     ("/sync", "nav.sync", ft.Icons.CLOUD_OUTLINED, ft.Icons.CLOUD),
 )
-DESK_TAB = ("/desk", "nav.desk", ft.Icons.UPLOAD_FILE_OUTLINED, ft.Icons.UPLOAD_FILE)  # managers only
+# Managers only: the desktop (the board and reports on wide screens), imports, the roll-out.
+DESK_TABS = (
+    ("/board", "nav.board", ft.Icons.VIEW_KANBAN_OUTLINED, ft.Icons.VIEW_KANBAN),
+    ("/reports", "nav.reports", ft.Icons.INSIGHTS_OUTLINED, ft.Icons.INSIGHTS),
+    ("/desk", "nav.desk", ft.Icons.UPLOAD_FILE_OUTLINED, ft.Icons.UPLOAD_FILE),
+    ("/rollout", "nav.rollout", ft.Icons.FLAG_OUTLINED, ft.Icons.FLAG),
+)
 
 
 def tabs(state: AppState) -> tuple:
-    return (*TABS, DESK_TAB) if state.is_manager else TABS
+    return (*TABS, *DESK_TABS) if state.is_manager else TABS
 
 
-def tab_index(route: str) -> int:
-    if route.startswith("/customers") or route.startswith("/opportunities"):
-        return 1
-    if route.startswith("/messages"):
-        return 2
-    if route.startswith("/sync"):
-        return 3
-    if route.startswith("/desk"):
-        return 4
+def tab_index(route: str, shown: tuple = (*TABS, *DESK_TABS)) -> int:
+    if route.startswith("/opportunities"):
+        route = "/customers"
+    for i, (path, *_) in enumerate(shown):
+        if path != "/" and route.startswith(path):
+            return i
     return 0
 
 
@@ -79,11 +83,17 @@ def banner(state: AppState) -> ft.Control:
     )
 
 
+def _open_feedback(state: AppState):
+    async def handler(e: ft.Event) -> None:
+        await state.open_feedback()
+
+    return handler
+
+
 @ft.component
 def Shell(state: AppState, body: ft.Control) -> ft.Control:
-    index = tab_index(state.route)
-
     shown = tabs(state)
+    index = tab_index(state.route, shown)
 
     def choose(e: ft.Event) -> None:
         state.go(shown[int(e.control.selected_index)][0])
@@ -103,6 +113,18 @@ def Shell(state: AppState, body: ft.Control) -> ft.Control:
                     else []
                 ),
                 ft.Text(state.tr(shown[index][1]), size=20, weight=ft.FontWeight.BOLD, expand=True),
+                *(
+                    [
+                        ft.IconButton(
+                            ft.Icons.FEEDBACK_OUTLINED,
+                            key="feedback-open",
+                            tooltip=state.tr("feedback.title"),
+                            on_click=_open_feedback(state),
+                        )
+                    ]
+                    if state.feature_on("feedback")
+                    else []
+                ),
                 sync_badge(state),
             ]
         ),
@@ -120,7 +142,9 @@ def Shell(state: AppState, body: ft.Control) -> ft.Control:
                 on_click=lambda e: state.dismiss_toast(),
             )
         )
-    column.append(body)
+    if state.feedback_open:
+        column.append(feedback_sheet(state))
+    column.append(ft.Screenshot(body, ref=state.screen_ref, expand=True))
     content = ft.Container(
         ft.Column(column, expand=True, spacing=4), padding=ft.Padding.symmetric(horizontal=12), expand=True
     )
@@ -177,6 +201,9 @@ def App(state: AppState) -> ft.Control:
             ft.Route(path="messages", component=lambda: Shell(state, MessagesScreen(state))),
             ft.Route(path="sync", component=lambda: Shell(state, SyncScreen(state))),
             ft.Route(path="desk", component=lambda: Shell(state, DeskScreen(state))),
+            ft.Route(path="board", component=lambda: Shell(state, BoardScreen(state))),
+            ft.Route(path="reports", component=lambda: Shell(state, ReportsScreen(state))),
+            ft.Route(path="rollout", component=lambda: Shell(state, RolloutScreen(state))),
         ],
         not_found=lambda: Shell(state, TodayScreen(state)),
     )

@@ -11,8 +11,11 @@ from litestar.status_codes import HTTP_200_OK
 
 from server.deps import CallerDep
 from server.opportunities import service
+from server.tasks.service import nudge as nudge_owner
 from shared.wire import (
     NO_NUL,
+    Nudge,
+    NudgeOut,
     OpportunityCreate,
     OpportunityOut,
     OpportunityPage,
@@ -69,6 +72,13 @@ class OpportunityController(Controller):
     ) -> OpportunityOut:
         """Move to another stage; unknown stage, closed deal or missing lost reason answer 422."""
         return await service.move_stage(caller=caller, opportunity_id=opportunity_id, data=data)
+
+    @post("/{opportunity_id:uuid}/nudge", status_code=HTTP_200_OK)
+    async def nudge(self, caller: CallerDep, opportunity_id: FromPath[uuid.UUID], data: JSONBody[Nudge]) -> NudgeOut:
+        """A manager asks the deal's owner to move it: a task due today and a notification (once a
+        day per deal; again the same day answers the same task with created=false)."""
+        task, created = await nudge_owner(caller=caller, opportunity_id=opportunity_id, note=data.note)
+        return NudgeOut(task=task, created=created)
 
 
 class PipelineController(Controller):

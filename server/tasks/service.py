@@ -208,3 +208,60 @@ async def reassign(*, caller: Caller, task_id: uuid.UUID, owner_id: uuid.UUID) -
         await _check_owner(owner_id=owner_id, store_id=as_uuid(row["store_id"]))
 
     return await _change(caller=caller, task_id=task_id, check=check, changes={Task.owner_id: owner_id})
+
+
+NUDGE_TITLES = {"zh": "经理提醒：推进「{title}」", "en": "Your manager asks you to move “{title}” forward"}
+
+
+async def nudge(*, caller: Caller, opportunity_id: uuid.UUID, note: str = "") -> tuple[TaskOut, bool]:
+    """A manager nudges an open deal's owner: a follow-up task for the owner on that deal, due
+    today, once per deal per local day (a second nudge the same day returns the same task). The
+    notification feed tells the owner (kind 'nudge', from the task's key)."""
+    from server.opportunities.service import get as get_opportunity
+    from shared.enums import Role, StageKind
+
+    if caller.role == Role.REP:
+        from server.errors import Forbidden
+
+        raise Forbidden("only managers nudge a deal's owner")
+    deal = await get_opportunity(caller=caller, opportunity_id=opportunity_id)
+    if deal.stage_kind != StageKind.OPEN:
+        raise Invalid(f"the deal is {deal.stage_kind.value}; only open deals are nudged", field="opportunity_id")
+    if deal.owner_id is None:
+        raise Invalid("the deal has no owner to nudge; give it an owner first", field="opportunity_id")
+    store = await Store.select(Store.time_zone).where(Store.id == deal.store_id).first()
+    zone = ZoneInfo(store["time_zone"] if store else "Asia/Shanghai")
+    now = _now()
+    local = now.astimezone(zone)
+    key = f"nudge:{opportunity_id}:{local.date().isoformat()}"
+    task_id = uuid.uuid5(uuid.NAMESPACE_URL, f"floorwalker:task:{key}")
+    async with transaction():
+        existing = await Task.select(Task.id).where(Task.dedupe_key == key).first()
+        if existing is None:
+            owner = await User.select(User.language).where(User.id == deal.owner_id).first()
+            language = "en" if owner and str(owner["language"]).startswith("en") else "zh"
+            due = max(local + dt.timedelta(hours=1), local.replace(hour=18, minute=0, second=0, microsecond=0))
+            version = await allocate_versions(store_scope(deal.store_id))
+            await Task.insert(
+                Task(
+                    id=task_id,
+                    version=version,
+                    updated_at=now,
+                    store_id=deal.store_id,
+                    owner_id=deal.owner_id,
+                    customer_id=deal.customer_id,
+                    opportunity_id=opportunity_id,
+                    kind=TaskKind.FOLLOW_UP,
+                    title=NUDGE_TITLES[language].format(title=deal.title)[:200],
+                    notes=note.strip(),
+                    due_at=due.astimezone(dt.UTC),
+                    status=TaskStatus.OPEN,
+                    source=TaskSource.MANUAL,
+                    dedupe_key=key,
+                    created_by_id=caller.user_id,
+                    created_at=now,
+                )
+            )
+        else:
+            task_id = as_uuid(existing["id"])
+    return await get(caller=caller, task_id=task_id), existing is None
