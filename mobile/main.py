@@ -31,6 +31,7 @@ async def main(page: ft.Page) -> None:
     state = AppState(server_url=server_url_from_env())
     state.locale = pick_locale(os.environ.get("FLOORWALKER_LOCALE") or "zh")
     launcher = ft.UrlLauncher()
+    picker = ft.FilePicker()  # report exports: a download in the browser, a save dialog elsewhere
     alarms = None
     if page.platform == ft.PagePlatform.ANDROID:  # the packaged app: reminders as local notifications
         scheduler = android_scheduler()
@@ -45,6 +46,7 @@ async def main(page: ft.Page) -> None:
         navigate=page.navigate,
         launch=lambda url: launcher.launch_url(url),
         alarms=alarms,
+        save=lambda name, data: picker.save_file(file_name=name, src_bytes=data),
     )
     state.set_wide(page.width)
 

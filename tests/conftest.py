@@ -146,3 +146,41 @@ def live_server(demo):
     finally:
         server.stop()
     assert not server.tracebacks(), server.tracebacks()[-4000:]
+
+
+async def open_deals(store_id: uuid.UUID) -> list[dict]:
+    """The store's open deals straight from the tables (id, owner, stage entered, stage code, limit)."""
+    from server.opportunities.tables import Opportunity
+
+    return await Opportunity.raw(
+        "SELECT o.id, o.owner_id, o.stage_entered_at, s.code, s.idle_days FROM opportunities o "
+        "JOIN pipeline_stages s ON s.id = o.stage_id WHERE o.store_id = {} AND o.deleted = false AND s.kind = 'open'",
+        store_id,
+    )
+
+
+@pytest.fixture
+async def stalled_deal(stores, login, client):
+    """An open BJ-CY deal of rep.bjcy made stalled: its stage entered 60 days ago (put back after,
+    and the nudge tasks made on it removed)."""
+    import datetime as dt
+
+    from server.opportunities.tables import Opportunity
+    from server.sync.service import allocate_versions, store_scope
+    from server.tasks.tables import Task
+
+    rep = await login.user("rep.bjcy")
+    rows = [r for r in await open_deals(stores["BJ-CY"]) if str(r["owner_id"]) == rep["id"] and r["idle_days"]]
+    deal = rows[0]
+    before = deal["stage_entered_at"]
+    entered = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
+    version = await allocate_versions(store_scope(stores["BJ-CY"]))
+    await Opportunity.update({Opportunity.stage_entered_at: entered, Opportunity.version: version}).where(
+        Opportunity.id == deal["id"]
+    )
+    yield deal
+    version = await allocate_versions(store_scope(stores["BJ-CY"]))
+    await Opportunity.update({Opportunity.stage_entered_at: before, Opportunity.version: version}).where(
+        Opportunity.id == deal["id"]
+    )
+    await Task.delete().where(Task.dedupe_key.like(f"nudge:{deal['id']}:%"))

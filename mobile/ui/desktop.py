@@ -66,8 +66,7 @@ def _filters(state: AppState, *, with_store: bool = True) -> ft.Control:
                 value=state.report_store or "",
                 options=[ft.dropdown.Option(key="", text=state.tr("report.all_stores"))]
                 + [ft.dropdown.Option(key=s["code"], text=f"{s['code']} {s['name']}") for s in state.desk_stores()],
-                on_select=_run(lambda: None),
-                on_change=lambda e: asyncio.ensure_future(state.set_report_store(e.control.value or "")),
+                on_select=lambda e: asyncio.ensure_future(state.set_report_store(e.control.value or "")),
             )
         )
     return ft.Row(chips, wrap=True, spacing=6)
@@ -144,7 +143,7 @@ def BoardScreen(state: AppState) -> ft.Control:
                 value=state.board_owner or "",
                 options=[ft.dropdown.Option(key="", text=state.tr("board.all_owners"))]
                 + [ft.dropdown.Option(key=o["id"], text=o["name"]) for o in owners],
-                on_change=lambda e: state.set_board_owner(e.control.value or ""),
+                on_select=lambda e: state.set_board_owner(e.control.value or ""),
             ),
             muted(
                 state.tr(
@@ -419,7 +418,7 @@ def ReportsScreen(state: AppState) -> ft.Control:
                     dense=True,
                     value=state.report_name,
                     options=[ft.dropdown.Option(key=n, text=state.tr(f"report.name.{n}")) for n in TABLE_REPORTS],
-                    on_change=lambda e: asyncio.ensure_future(state.choose_report(e.control.value)),
+                    on_select=lambda e: asyncio.ensure_future(state.choose_report(e.control.value)),
                 ),
                 *_export_buttons(state, state.report_name),
             ],
@@ -498,7 +497,7 @@ def RolloutScreen(state: AppState) -> ft.Control:
                     options=[
                         ft.dropdown.Option(key=s["code"], text=f"{s['code']} {s['name']}") for s in state.desk_stores()
                     ],
-                    on_change=lambda e: asyncio.ensure_future(state.choose_rollout_store(e.control.value)),
+                    on_select=lambda e: asyncio.ensure_future(state.choose_rollout_store(e.control.value)),
                 ),
             ]
         )
@@ -551,7 +550,7 @@ def RolloutScreen(state: AppState) -> ft.Control:
                         options=[
                             ft.dropdown.Option(key=s, text=state.tr(f"feedback.status.{s}")) for s in FEEDBACK_STATUSES
                         ],
-                        on_change=lambda e, i=item["id"]: asyncio.ensure_future(
+                        on_select=lambda e, i=item["id"]: asyncio.ensure_future(
                             state.set_feedback_status(i, e.control.value)
                         ),
                     ),
