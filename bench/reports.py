@@ -107,7 +107,8 @@ async def measure(runs: int) -> tuple[list[tuple], bool]:
 
 
 def print_reports(rows: list[tuple], runs: int, ok: bool) -> None:
-    table = Table(title=f"2. reports (last 30 days; {runs} runs each after one warm-up; budget p95 ≤ {BUDGET_MS:.0f} ms)")
+    title = f"2. reports (last 30 days; {runs} runs each after one warm-up; budget p95 ≤ {BUDGET_MS:.0f} ms)"
+    table = Table(title=title)
     for column in ("scope", "report", "p50 ms", "p95 ms", "rows", "p50 / baseline", "budget"):
         table.add_column(column, justify="left" if column in ("scope", "report") else "right")
     for scope, name, p50, p95, count, ratio, verdict in rows:

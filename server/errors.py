@@ -31,6 +31,12 @@ class Invalid(DomainError):
     status_code = 422
 
 
+class TooLarge(DomainError):
+    """An upload over its size limit (the limit is in the message)."""
+
+    status_code = 413
+
+
 class Unauthorized(DomainError):
     status_code = 401
 

@@ -27,6 +27,7 @@ from server.notifications.tables import (
 )
 from server.opportunities.tables import Opportunity, PipelineStage, StageHistory
 from server.orders.tables import Order, OrderLine
+from server.rollout.tables import ActivityDay, Feedback, StoreFeature, Wave, WaveStore
 from server.rules.tables import Rule, RuleStore
 from server.stores.tables import Region, Store
 from server.sync.tables import ScopeVersion, SyncClient, SyncConflict, SyncMutation
@@ -70,6 +71,11 @@ TABLES = [
     CustomerMerge,
     MergeCandidate,
     CustomerAlias,
+    Wave,
+    WaveStore,
+    StoreFeature,
+    Feedback,
+    ActivityDay,
 ]
 
 APP_CONFIG = AppConfig(

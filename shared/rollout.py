@@ -36,7 +36,9 @@ _LooseText = Annotated[str, msgspec.Meta(max_length=20_000, pattern=NO_NUL)]
 
 
 class FeatureState(Read):
-    code: str
+    """One feature of one store: on or off, and whether by the store's own switch or the default."""
+
+    feature: str  # shared.features code, e.g. push, rule.browse_interest
     kind: FeatureKind
     label_zh: str
     label_en: str
@@ -44,15 +46,9 @@ class FeatureState(Read):
     description_en: str
     enabled: bool
     source: FeatureSource
+    store_id: uuid.UUID | None = None
+    store_code: str = ""
     updated_at: dt.datetime | None = None
-
-
-class StoreFeatures(Read):
-    store_id: uuid.UUID
-    store_code: str
-    store_name: str
-    wave: str | None  # the wave's code
-    features: list[FeatureState]
 
 
 class FeatureSwitch(Write):

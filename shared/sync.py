@@ -162,6 +162,8 @@ TABLES: tuple[TableSpec, ...] = (
     ),
     # A merged-away customer id and the customer it now is (the phone opens the survivor).
     _t("customer_aliases", "store", "survivor_id:uuid merge_id:uuid", indexes=(("survivor_id",),)),
+    # The store's own feature switches (shared.features; a feature without a row is on).
+    _t("store_features", "store", "feature:text enabled:bool updated_at:ts", indexes=(("store_id", "feature"),)),
     # The user's own rows (scope "u:<user id>"): the message centre, follows, push preferences.
     _t(
         "notifications",

@@ -14,7 +14,8 @@ Producers, all set-based:
 - **reassignment** and **nudges**, written by the command that does them.
 
 Push (the system tray) is decided per record by :func:`plan_pushes`: opted-out kinds are muted,
-quiet hours hold, a daily budget sends the rest as a digest, critical kinds bypass all three.
+quiet hours hold, a daily budget sends the rest as a digest, critical kinds bypass all three. A store
+whose push feature is switched off (roll-out) gets no push at all; its records stay in the message centre.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from server import db
 from server.notifications.tables import FeedCursor, Notification
 from server.sync.service import allocate_versions, current_version, store_scope
 from shared.ids import uuid5_for
+from shared.features import PUSH
 from shared.sync import CRITICAL_KINDS, user_scope
 
 DEFAULT_ZONE = "Asia/Shanghai"
@@ -107,6 +109,7 @@ class Person:
     language: str
     zone: str
     prefs: dict[str, Any]
+    push: bool = True  # the store's push feature (off: the message centre only, nothing to the tray)
 
 
 async def people(user_ids: Iterable[str]) -> dict[str, Person]:
@@ -116,8 +119,11 @@ async def people(user_ids: Iterable[str]) -> dict[str, Person]:
     marks = ", ".join("{}" for _ in ids)
     rows = await Notification.raw(
         "SELECT u.id, u.language, s.time_zone, p.quiet_start, p.quiet_end, p.daily_budget, p.muted_kinds, "
-        "p.language AS chosen FROM users u LEFT JOIN stores s ON s.id = u.store_id "
-        f"LEFT JOIN notification_prefs p ON p.user_id = u.id WHERE u.id IN ({marks})",
+        "p.language AS chosen, f.enabled AS push FROM users u LEFT JOIN stores s ON s.id = u.store_id "
+        "LEFT JOIN notification_prefs p ON p.user_id = u.id "
+        "LEFT JOIN store_features f ON f.store_id = u.store_id AND f.feature = {} AND f.deleted = false "
+        f"WHERE u.id IN ({marks})",
+        PUSH,
         *[uuid.UUID(i) for i in ids],
     )
     out = {}
@@ -132,7 +138,8 @@ async def people(user_ids: Iterable[str]) -> dict[str, Person]:
                 muted_kinds=json.loads(muted) if isinstance(muted, str) else list(muted or []),
             )
         language = r["chosen"] or r["language"] or "zh-CN"
-        out[str(r["id"])] = Person(str(r["id"]), language, r["time_zone"] or DEFAULT_ZONE, prefs)
+        push = r["push"] is None or bool(r["push"])
+        out[str(r["id"])] = Person(str(r["id"]), language, r["time_zone"] or DEFAULT_ZONE, prefs, push)
     return out
 
 
@@ -572,6 +579,7 @@ class PushPlan:
     muted: int = 0
     digests: int = 0
     no_device: int = 0
+    off: int = 0  # the user's store has switched push off
 
 
 async def _active_subscriptions(user_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -639,6 +647,11 @@ async def plan_pushes(now: dt.datetime | None = None, *, limit: int = 2000) -> P
 
 
 async def _plan_user(person: Person, rows: list[dict], devices: list[str], now: dt.datetime, plan: PushPlan) -> None:
+    if not person.push:  # switched off for the store (critical ones too): the records stay in the message centre
+        for r in rows:
+            await _set_state(r["id"], "off", now)
+            plan.off += 1
+        return
     prefs, zone = person.prefs, person.zone
     quiet = quiet_until(prefs, zone, now)
     today = day_start(zone, now)

@@ -18,7 +18,8 @@ class Notification(SyncColumns, Table, tablename="notifications"):
 
     ``push_state`` is the push side: pending (not decided yet) → sent (handed to the dispatcher) |
     held (quiet hours, until ``deliver_after``) | digest (over the day's budget, waiting for the
-    next digest) | digested | muted (the kind is opted out) | none (no push wanted)."""
+    next digest) | digested | muted (the kind is opted out) | none (no push wanted) | off (the store's push
+    feature is switched off)."""
 
     user_id = ForeignKey(User, on_delete=OnDelete.cascade, null=False, index=True)
     store_id = ForeignKey(Store, on_delete=OnDelete.restrict, null=True, default=None)

@@ -25,6 +25,7 @@ from server.rules.hours import StoreHours
 from server.rules.tables import Rule, RuleStore
 from server.sync.service import allocate_versions, store_scope
 from shared.enums import Role, TaskKind, TaskSource, TaskStatus
+from shared.features import BEHAVIOUR_RULES, BEHAVIOUR_TRIGGERS
 from shared.ids import uuid5_for, uuid7
 
 CONTACT_KINDS = ("visit", "call", "message")  # a person reached the customer
@@ -178,6 +179,7 @@ class StoreInfo:
     hours: StoreHours
     time_zone: str
     manager_id: str | None
+    behaviour: bool = True  # the store's behaviour_triggers feature (off: none of BEHAVIOUR_RULES)
 
 
 @dataclasses.dataclass
@@ -203,7 +205,13 @@ _languages: dict[str, str] = {}  # user id → 'zh' | 'en' (the generated title'
 
 
 async def _stores() -> dict[str, StoreInfo]:
-    rows = await Rule.raw("SELECT id, time_zone, opening_hours FROM stores WHERE deleted = false AND active = true")
+    # The store's behaviour_triggers switch comes along (no row: on).
+    rows = await Rule.raw(
+        "SELECT s.id, s.time_zone, s.opening_hours, f.enabled AS behaviour FROM stores s "
+        "LEFT JOIN store_features f ON f.store_id = s.id AND f.feature = {} AND f.deleted = false "
+        "WHERE s.deleted = false AND s.active = true",
+        BEHAVIOUR_TRIGGERS,
+    )
     global _languages
     _languages = {str(r["id"]): r["language"] for r in await Rule.raw("SELECT id, language FROM users")}
     managers: dict[str, str] = {}
@@ -218,6 +226,7 @@ async def _stores() -> dict[str, StoreInfo]:
             StoreHours(r["time_zone"], _json(r["opening_hours"])),
             r["time_zone"],
             managers.get(str(r["id"])),
+            behaviour=r["behaviour"] is None or bool(r["behaviour"]),
         )
         for r in rows
     }
@@ -225,7 +234,9 @@ async def _stores() -> dict[str, StoreInfo]:
 
 async def plans(codes: Sequence[str] | None = None, stores_only: Sequence[uuid.UUID] | None = None) -> list[Plan]:
     """Every enabled (rule, settings) pair with the stores it applies to (``stores_only``: just
-    these). Stores sharing a time zone and thresholds share one query."""
+    these). A rule runs for a store when its own switch (or, without one, the rule's default) is on
+    and, for the behaviour rules, the store's behaviour_triggers feature is on. Stores sharing a
+    time zone and thresholds share one query."""
     await ensure_defaults()
     stores = await _stores()
     if stores_only is not None:
@@ -246,7 +257,7 @@ async def plans(codes: Sequence[str] | None = None, stores_only: Sequence[uuid.U
         for store in stores.values():
             own = overrides.get(str(rule["id"]), {}).get(store.id)
             enabled = own["enabled"] if own is not None else bool(rule["enabled"])
-            if not enabled:
+            if not enabled or (spec.code in BEHAVIOUR_RULES and not store.behaviour):
                 continue
             params = {**spec.params, **_json(rule["params"]), **(own["params"] if own else {})}
             key = json.dumps([store.time_zone, params], sort_keys=True)
@@ -874,6 +885,24 @@ async def patch_rule(*, caller: Any, code: str, data: Any) -> Any:
         rule["id"],
     )
     return next(r for r in await list_rules(caller=caller) if r.code == code)
+
+
+async def set_store_switches(*, code: str, store_ids: Sequence[uuid.UUID], enabled: bool, now: dt.datetime) -> None:
+    """Switch a rule on or off for these stores in one statement (inside the caller's transaction);
+    a store's threshold overrides stay. The roll-out's ``rule.<code>`` features write here, so a
+    rule has one switch per store whichever screen changes it."""
+    if not store_ids:
+        return
+    rule = await _rule(code)
+    values, params = [], []
+    for store_id in store_ids:
+        values.append("({}, {}, {}, {}, {}, {})")
+        params += [uuid7(), rule["id"], store_id, enabled, "{}", now]
+    await RuleStore.raw(
+        f"INSERT INTO rule_stores (id, rule_id, store_id, enabled, params, updated_at) VALUES {', '.join(values)} "
+        "ON CONFLICT (rule_id, store_id) DO UPDATE SET enabled = excluded.enabled, updated_at = excluded.updated_at",
+        *params,
+    )
 
 
 async def switch_store(*, caller: Any, code: str, store_id: uuid.UUID, data: Any | None) -> Any:

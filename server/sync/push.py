@@ -27,6 +27,7 @@ from server.errors import DomainError, Invalid, NotFound
 from server.interactions import service as interactions
 from server.notifications import service as notifications
 from server.opportunities import service as opportunities
+from server.rollout import activity
 from server.sync.service import read_rows, register_client
 from server.sync.tables import SyncClient, SyncMutation
 from server.tasks import service as tasks
@@ -327,6 +328,8 @@ async def push(*, caller: Caller, request: proto.PushRequest) -> proto.PushRespo
         await SyncClient.update({SyncClient.last_mutation_id: last, SyncClient.last_push_at: now}).where(
             SyncClient.id == request.client_id
         )
+        rejected = sum(1 for r in records if r[3] == "rejected")  # answered now (a replay is counted once)
+        await activity.record(user_id=caller.user_id, store_id=caller.store_id, now=now, pushes=1, rejected=rejected)
         await interactions.write_many(caller=caller, prepared=prepared)
     return proto.PushResponse(results=results, last_mutation_id=last)
 

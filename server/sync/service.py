@@ -22,6 +22,7 @@ import msgspec
 
 from server.auth.scope import Caller
 from server.errors import Invalid
+from server.rollout import activity
 from server.sync.tables import ScopeVersion, SyncClient
 from server.values import money
 from shared.phones import mask
@@ -325,6 +326,13 @@ async def register_client(*, caller: Caller, client_id: uuid.UUID, schema_versio
 
 
 async def pull(*, caller: Caller, request: PullRequest) -> PullResponse:
+    response = await _pull(caller=caller, request=request)
+    # Counted for the adoption figures; written later, so a pull still never waits for a writer.
+    activity.count_pull(user_id=caller.user_id, store_id=caller.store_id, now=dt.datetime.now(dt.UTC))
+    return response
+
+
+async def _pull(*, caller: Caller, request: PullRequest) -> PullResponse:
     if request.limit > MAX_PULL_LIMIT:
         raise Invalid(f"limit is at most {MAX_PULL_LIMIT} rows per page, got {request.limit}", field="limit")
     client = await register_client(caller=caller, client_id=request.client_id, schema_version=request.schema_version)
