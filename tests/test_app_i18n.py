@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mobile import engine, state
+from mobile import desktop, engine, state
 from mobile.i18n import CATALOGUES, DEFAULT_LOCALE, EN, LOCALES, ZH, pick_locale, t
 from mobile.ui import screens
 from shared import sync as proto
@@ -173,6 +173,11 @@ DYNAMIC: dict[str, set[str]] = {
     "mut.": set(proto.MUTATION_ARGS),
     "notice.": set(screens.PUSH_KINDS),  # the push opt-out chips
     "desk.status.": {"running", "done", "failed"},  # an import's state on the managers' desk
+    "feedback.status.": set(desktop.FEEDBACK_STATUSES),  # feedback on the roll-out screen
+    "report.period.": set(desktop.PERIODS),  # the reports' period chips
+    "report.name.": set(desktop.TABLE_REPORTS),  # the report picker
+    "report.export_": {"csv", "xlsx"},
+    "rollout.status.": {"planned", "live"},  # a wave's status
     # why the phone refused an edit: the fields a rep's own actions can trip (others fall back to
     # the validation's sentence)
     "profile.": set(state.PROFILE_FIELDS),  # the card's details form labels its fields so

@@ -302,7 +302,7 @@ async def test_the_quick_actions_show_at_once_and_the_badge_counts_them(rep):
     state.open_customer(cid)
     tree = shell(state, CardScreen, cid)
     assert badge(tree) == "已同步" and not has(tree, key="qa-move")
-    assert find(tree, type=ft.IconButton).icon == ft.Icons.ARROW_BACK  # a card has a way back
+    assert find(tree, key="back").icon == ft.Icons.ARROW_BACK  # a card has a way back
 
     # a visit: one tap
     await click(find(tree, key="qa-visit"))
@@ -597,9 +597,9 @@ async def test_the_back_arrow_on_a_card_returns_to_the_list(rep):
     state.open_customer(cid)
     tree = shell(state, CardScreen, cid)
     assert find(tree, key="nav").selected_index == 1 and texts(tree)[0] == "客户"
-    await click(find(tree, type=ft.IconButton))
+    await click(find(tree, key="back"))
     assert state.route == "/customers" and rep.routes[-1] == "/customers"
-    assert not find_all(shell(state, CustomersScreen), type=ft.IconButton)
+    assert not find_all(shell(state, CustomersScreen), key="back")
 
 
 # --- English ----------------------------------------------------------------------------------------------

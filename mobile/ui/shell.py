@@ -105,6 +105,7 @@ def Shell(state: AppState, body: ft.Control) -> ft.Control:
                     [
                         ft.IconButton(
                             ft.Icons.ARROW_BACK,
+                            key="back",
                             tooltip=state.tr("common.back"),
                             on_click=lambda e: state.go("/customers"),
                         )
