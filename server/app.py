@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from server import db
+from server.analytics.controller import ReportController
 from server.auth import service as auth_service
 from server.auth.controller import AuthController, UserController
 from server.auth.scope import Caller
@@ -23,6 +24,8 @@ from server.imports.controller import ImportController, MergeController
 from server.interactions.controller import InteractionController
 from server.notifications.controller import NotificationController, PushController
 from server.opportunities.controller import OpportunityController, PipelineController
+from server.rollout.activity import Flusher
+from server.rollout.controller import FeedbackController, RolloutController
 from server.rules.controller import RuleController
 from server.settings import Settings
 from server.stores.controller import StoreController
@@ -80,12 +83,15 @@ def provide_caller(request: Request) -> Caller:
 
 def create_app(settings: Settings) -> Litestar:
     pokes = PokeHub.from_settings(settings)  # with settings.redis_url: pokes cross processes via Redis
+    activity = Flusher()  # writes the pulls counted for the adoption figures
 
     async def startup() -> None:
         await db.start(settings)
         pokes.start()
+        activity.start()
 
     async def shutdown() -> None:
+        await activity.stop()
         await pokes.stop()
         await db.stop()
 
@@ -116,6 +122,9 @@ def create_app(settings: Settings) -> Litestar:
             PushController,
             ImportController,
             MergeController,
+            ReportController,
+            RolloutController,
+            FeedbackController,
         ],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),

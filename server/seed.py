@@ -31,7 +31,7 @@ from piccolo.engine.postgres import PostgresEngine
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from server.auth.passwords import hash_password
-from server.db import engine, transaction
+from server.db import engine, insert_many, transaction
 from server.stores.tables import Store
 from server.sync.service import CATALOG_SCOPE, ORG_SCOPE, allocate_versions, store_scope
 from shared.enums import (
@@ -1369,7 +1369,82 @@ async def seed_demo(
     from server.rules.service import ensure_defaults
 
     counts["rules"] = await ensure_defaults()  # the default rules, every one on for every store
-    return {**{table: counts.get(table, 0) for table in TABLES.values()}, "rules": counts["rules"]}
+    rollout = await seed_rollout(chain, now, random.Random(rng_seed + 1))
+    return {**{table: counts.get(table, 0) for table in TABLES.values()}, "rules": counts["rules"], **rollout}
+
+
+# --------------------------------------------------------------------------------------------
+# The roll-out: waves, feedback from the pilots, the pilots' use of the app
+# --------------------------------------------------------------------------------------------
+
+# (code, name, days from today to its start, which stores)
+WAVES = [
+    ("W1", "W1 试点", -30, lambda spec: spec.pilot),
+    ("W2", "W2 北区", 14, lambda spec: not spec.pilot and spec.region == "north"),
+    ("W3", "W3 华东", 45, lambda spec: not spec.pilot and spec.region != "north"),
+]
+# (username, text, screen, status, reply, days ago)
+FEEDBACK = [
+    ("rep.bjcy", "快捷按钮太少，希望能自定义", "/customers", "planned", "已列入下个版本：快捷按钮可自定义。", 19),
+    ("rep.shpd", "需要按购买频次分群", "/customers", "acknowledged", "收到，正在和总部运营一起评估。", 15),
+    ("rep2.bjcy", "推送太频繁，晚上也会收到", "/messages", "declined", "22:00–08:00 为免打扰时段，可自行调整。", 12),
+    ("rep.shpd", "任务列表希望能按到期时间排序", "/tasks", "done", "已上线：任务按到期时间排序。", 9),
+    ("rep.bjcy", "希望客户卡片上能看到上次到店时间", "/customers/detail", "new", "", 4),
+    ("rep2.bjcy", "离线时记录的拜访，同步失败的提示看不懂", "/sync", "new", "", 1),
+]  # fmt: skip
+FEEDBACK_COLUMNS = (
+    "id", "user_id", "store_id", "text", "screen", "app_version", "screenshot", "status", "reply", "created_at",
+    "updated_at", "updated_by_id",
+)  # fmt: skip
+ACTIVITY_DAYS = 28  # the pilots' reps have used the app this many days back
+
+
+async def seed_rollout(chain: DemoChain, now: datetime, rng: random.Random) -> dict[str, int]:
+    """Waves W1 (the pilots, live for 30 days), W2 (the other northern stores) and W3 (the rest);
+    feedback from the pilots' reps in every status; the pilots' reps' daily use of the app."""
+    from server.analytics.filters import CHAIN_TZ
+    from server.rollout.activity import row_id
+
+    today = now.astimezone(CHAIN_TZ).date()
+    users = {r["username"]: r["id"] for r in await Store.raw("SELECT id, username FROM users")}
+    waves, members = [], []
+    for position, (code, name, offset, belongs) in enumerate(WAVES):
+        wave_id = uuid7()
+        waves.append((wave_id, code, name, today + timedelta(days=offset), position, "", now))
+        members += [(uuid7(), wave_id, store.id) for store in chain.stores if belongs(store.spec)]
+    by_user = {rep: store for store in chain.stores for rep in store.rep_ids}
+    feedback = []
+    for username, text, screen, status, reply, days_ago in FEEDBACK:
+        user_id = users[username]
+        at = chain.local(today - timedelta(days=days_ago), rng.randrange(10 * 60, 21 * 60))
+        answered = now - timedelta(days=days_ago) / 2 if status != "new" else at
+        feedback.append((uuid7(), user_id, by_user[user_id].id, text, screen, "1.0", None, status, reply, at,
+                         answered, users["admin"] if status != "new" else None))  # fmt: skip
+    activity = []
+    for store in chain.stores:
+        if not store.spec.pilot:
+            continue
+        for rep_id in store.rep_ids:
+            for back in range(ACTIVITY_DAYS, -1, -1):
+                day = today - timedelta(days=back)
+                if back and rng.random() > 0.8:  # most days; today for sure (the demo opens on it)
+                    continue
+                first = chain.local(day, rng.randrange(9 * 60 + 30, 11 * 60))
+                last = min(now, first + timedelta(minutes=rng.randrange(60, 600)))
+                pushes = rng.randint(1, 15)
+                rejected = 1 if rng.random() < 0.1 else 0
+                activity.append((row_id(rep_id, day), rep_id, store.id, day, rng.randint(4, 40), pushes, rejected,
+                                 min(first, last), last))  # fmt: skip
+    async with transaction():
+        await insert_many("waves", ("id", "code", "name", "starts_on", "position", "notes", "updated_at"), waves)
+        await insert_many("wave_stores", ("id", "wave_id", "store_id"), members)
+        await insert_many("feedback", FEEDBACK_COLUMNS, feedback)
+        await insert_many(
+            "activity_days",
+            ("id", "user_id", "store_id", "day", "pulls", "pushes", "rejected", "first_at", "last_at"),
+            activity,
+        )
+    return {"waves": len(waves), "feedback": len(feedback), "activity_days": len(activity)}
 
 
 __all__ = ["DEMO_PASSWORD", "database_is_empty", "seed_demo"]

@@ -81,7 +81,12 @@ APP_FEATURES: tuple[Feature, ...] = (
 )
 
 _RULE_TEXT: dict[str, tuple[str, str, str, str]] = {
-    "stage_idle": ("商机停滞提醒", "Stalled deal", "商机在某阶段停留过久时提醒负责人", "Tells the owner a deal sat too long"),
+    "stage_idle": (
+        "商机停滞提醒",
+        "Stalled deal",
+        "商机在某阶段停留过久时提醒负责人",
+        "Tells the owner a deal sat too long",
+    ),
     "stage_escalation": (
         "商机停滞升级",
         "Stalled deal escalation",

@@ -32,8 +32,8 @@ from zoneinfo import ZoneInfo
 from server import db
 from server.notifications.tables import FeedCursor, Notification
 from server.sync.service import allocate_versions, current_version, store_scope
-from shared.ids import uuid5_for
 from shared.features import PUSH
+from shared.ids import uuid5_for
 from shared.sync import CRITICAL_KINDS, user_scope
 
 DEFAULT_ZONE = "Asia/Shanghai"
