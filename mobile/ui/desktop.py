@@ -205,22 +205,39 @@ def BoardScreen(state: AppState) -> ft.Control:
 # --- reports and the KPI dashboard -------------------------------------------------------------------
 
 
+UNIT_KINDS = {"%": "percent", "days": "days", "minutes": "minutes"}
+
+
 def _kpi_tiles(state: AppState, table: dict[str, Any] | None) -> ft.Control:
+    """One tile per target: this period's figure, the target and baseline, the change against the
+    previous period (green when it moved the right way)."""
     if not table:
         return muted(state.tr("report.loading"))
     keys = [c["key"] for c in table["columns"]]
     tiles: list[ft.Control] = []
     for row in table["rows"]:
         item = dict(zip(keys, row, strict=False))
-        kind = item.get("unit") or "number"
-        current, change = item.get("current"), item.get("change")
-        arrow = "" if change is None else ("▲" if float(change) > 0 else "▼" if float(change) < 0 else "＝")
+        kind = UNIT_KINDS.get(item.get("unit") or "", "number")
+        current, change = item.get("this_period"), item.get("change")
+        if change is None:
+            trend, colour = state.tr("report.no_change"), ft.Colors.GREY_700
+        else:
+            value = float(change)
+            arrow = "▲" if value > 0 else "▼" if value < 0 else "＝"
+            good = (value > 0) == (item.get("better") == "higher") if value else None
+            colour = ft.Colors.GREY_700 if good is None else ft.Colors.GREEN_700 if good else ft.Colors.RED_700
+            trend = f"{arrow} {_cell(state, kind, abs(value))}"
+        name = item.get("metric_en") if state.locale == "en" else item.get("metric")
         tiles.append(
             ft.Container(
                 ft.Column(
                     [
-                        ft.Text(item.get("metric_en") if state.locale == "en" else item.get("metric_zh"), size=13),
-                        ft.Text(_cell(state, kind, current), size=24, weight=ft.FontWeight.BOLD),
+                        ft.Text(name, size=13),
+                        ft.Text(
+                            _cell(state, kind, current) if current is not None else state.tr("report.no_data"),
+                            size=24,
+                            weight=ft.FontWeight.BOLD,
+                        ),
                         muted(
                             state.tr(
                                 "report.kpi_line",
@@ -228,16 +245,11 @@ def _kpi_tiles(state: AppState, table: dict[str, Any] | None) -> ft.Control:
                                 baseline=_cell(state, kind, item.get("baseline")),
                             )
                         ),
-                        ft.Text(
-                            f"{arrow} {_cell(state, kind, change)}"
-                            if change is not None
-                            else state.tr("report.no_change"),
-                            size=12,
-                        ),
+                        ft.Text(trend, size=12, color=colour),
                     ],
                     spacing=2,
                 ),
-                key=f"kpi-{item.get('key', len(tiles))}",
+                key=f"kpi-{item.get('metric_key', len(tiles))}",
                 width=200,
                 padding=10,
                 border_radius=10,
@@ -284,7 +296,7 @@ def _charts(state: AppState) -> ft.Control:
     trend = state.report_tables.get("trend")
     boxes: list[ft.Control] = []
     if funnel and funnel["rows"]:
-        names = _column(funnel, "stage_en" if state.locale == "en" else "stage_zh") or _column(funnel, "stage")
+        names = _column(funnel, "stage_en" if state.locale == "en" else "stage")
         boxes.append(
             _chart_box(
                 state.tr("report.chart.funnel"),
@@ -347,9 +359,21 @@ def _chart_box(title: str, chart: ft.Control) -> ft.Control:
     )
 
 
+HIDDEN = {"id", "stage_code", "metric_key", "unit", "better"}
+
+
+def _shown(state: AppState, key: str, keys: set[str]) -> bool:
+    """Ids and codes stay out of sight; of a zh/en pair the reader's language shows."""
+    if key in HIDDEN or key.endswith("_id"):
+        return False
+    if key.endswith("_en"):
+        return state.locale == "en"
+    return not (state.locale == "en" and f"{key}_en" in keys)
+
+
 def _table(state: AppState, table: dict[str, Any], *, report: str | None, key: str) -> ft.Control:
     columns = table["columns"]
-    shown = [i for i, c in enumerate(columns) if not c["key"].endswith("_id") and c["key"] != "id"]
+    shown = [i for i, c in enumerate(columns) if _shown(state, c["key"], {c["key"] for c in columns})]
     drills = table.get("drill") or []
 
     def row_click(i: int):
