@@ -14,7 +14,7 @@ from server.notifications import service as notifications
 from server.opportunities.tables import Opportunity
 from server.tasks.tables import Task
 from tests.conftest import open_deals as _open_deals
-from tests.flet_tree import click, find, has, render, text
+from tests.flet_tree import click, find, has, keys, render, text
 from tests.test_app_state import no_device_left, sign_in
 
 
@@ -46,6 +46,8 @@ async def test_the_board_nudge_reaches_the_owner(live_server, tmp_path, stores, 
         tree = render(lambda: Shell(manager, BoardScreen(manager)))
         assert [d.label for d in find(tree, key="nav").destinations][-4:] == ["看板", "报表", "导入", "推广"]
         assert has(tree, key=f"deal-{deal_id}") and "销售看板" in text(tree)
+        listed = [k for k in keys(tree) if k.startswith("stalled-") and not k.startswith("stalled-nudge-")]
+        assert set(listed) == {f"stalled-{i}" for i in stalled} and f"停滞商机 · {len(stalled)}" in text(tree)
         await click(find(tree, key=f"nudge-{deal_id}"))
         owner = (await login.user("rep.bjcy"))["display_name"]
         assert manager.toast == f"已提醒{owner}跟进", manager.toast

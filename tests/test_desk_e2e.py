@@ -73,7 +73,8 @@ async def _button_under(page, title: str, name: str):
 
 
 async def _nav(page, label: str) -> None:
-    await page.get_by_text(label, exact=True).first.click()
+    """A navigation rail destination (a button named e.g. '看板 Tab 5 of 8')."""
+    await page.get_by_role("button", name=re.compile(f"^{label}")).first.click()
 
 
 async def test_a_manager_nudges_from_the_board_and_the_rep_gets_the_task(

@@ -13,6 +13,7 @@ import flet as ft
 import flet_charts as fch
 
 from mobile.desktop import FEEDBACK_STATUSES, PERIODS, TABLE_REPORTS
+from mobile.queries import stalled_deals
 from mobile.state import AppState, money
 from mobile.ui.common import header, muted
 
@@ -129,6 +130,39 @@ def _deal_card(state: AppState, column, deal) -> ft.Control:
     )
 
 
+def _stalled_row(state: AppState, stage, deal) -> ft.Control:
+    name = stage.name_en if state.locale == "en" else stage.name_zh
+    over = int(deal.days_in_stage - (deal.idle_days or 0))
+    return ft.Container(
+        ft.Column(
+            [
+                ft.Text(deal.title, weight=ft.FontWeight.W_600, size=13, max_lines=1),
+                ft.Row(
+                    [
+                        ft.Text(
+                            state.tr("board.stalled_line", owner=deal.owner_name or "—", stage=name, over=over),
+                            size=12,
+                            color=ft.Colors.RED_700,
+                            expand=True,
+                        ),
+                        ft.TextButton(
+                            key=f"stalled-nudge-{deal.id}",
+                            content=ft.Text(
+                                state.tr("board.nudged_short") if deal.id in state.nudged else state.tr("board.nudge")
+                            ),
+                            on_click=_run(lambda: state.nudge(deal.id, deal.owner_name)),
+                            disabled=not deal.owner_id,
+                        ),
+                    ]
+                ),
+            ],
+            spacing=0,
+        ),
+        key=f"stalled-{deal.id}",
+        padding=ft.Padding.symmetric(horizontal=6, vertical=2),
+    )
+
+
 @ft.component
 def BoardScreen(state: AppState) -> ft.Control:
     """Pipeline by stage (the manager's stores on this device), stalled deals marked and listed."""
@@ -185,14 +219,43 @@ def BoardScreen(state: AppState) -> ft.Control:
         )
         for c in columns
     ]
+    stalled = stalled_deals(columns)
+    panel = ft.Container(
+        ft.Column(
+            [
+                ft.Text(state.tr("board.stalled", count=len(stalled)), weight=ft.FontWeight.BOLD, size=15),
+                muted(state.tr("board.stalled_hint")),
+                ft.Column(
+                    [_stalled_row(state, stage, deal) for stage, deal in stalled[:100]],
+                    spacing=4,
+                    scroll=ft.ScrollMode.AUTO,
+                    expand=True,
+                ),
+            ],
+            spacing=4,
+            expand=True,
+        ),
+        key="board-stalled",
+        width=300,
+        padding=8,
+        border_radius=10,
+        bgcolor=ft.Colors.with_opacity(0.06, ft.Colors.RED_400),
+    )
     return ft.Column(
         [
             header(state.tr("board.title")),
             top,
             ft.Row(
-                lanes,
-                spacing=10,
-                scroll=ft.ScrollMode.AUTO,
+                [
+                    ft.Row(
+                        lanes,
+                        spacing=10,
+                        scroll=ft.ScrollMode.AUTO,
+                        vertical_alignment=ft.CrossAxisAlignment.START,
+                        expand=True,
+                    ),
+                    panel,
+                ],
                 vertical_alignment=ft.CrossAxisAlignment.START,
                 expand=True,
             ),
@@ -315,10 +378,13 @@ def _charts(state: AppState) -> ft.Control:
             )
     if trend and trend["rows"]:
         weeks = [str(w) for w in _column(trend, "week")]
-        series = []
-        for i, key in enumerate(("new_deals", "won_deals")):
+        series, legend = [], []
+        for i, (key, label) in enumerate((("new_deals", "report.trend.new"), ("won_deals", "report.trend.won"))):
             values = _column(trend, key)
             if values:
+                legend.append(
+                    ft.Text(f"━ {state.tr(label)}", color=CHART_COLOURS[(i + 2) % len(CHART_COLOURS)], size=12)
+                )
                 series.append(
                     fch.LineChartData(
                         points=[fch.LineChartDataPoint(x=j, y=float(v or 0)) for j, v in enumerate(values)],
@@ -341,17 +407,21 @@ def _charts(state: AppState) -> ft.Control:
                             label_size=28,
                         ),
                         left_axis=fch.ChartAxis(label_size=36),
-                        height=220,
+                        height=200,
                         expand=True,
                     ),
+                    legend,
                 )
             )
     return ft.Row(boxes, spacing=10, vertical_alignment=ft.CrossAxisAlignment.START)
 
 
-def _chart_box(title: str, chart: ft.Control) -> ft.Control:
+def _chart_box(title: str, chart: ft.Control, legend: list[ft.Control] | None = None) -> ft.Control:
     return ft.Container(
-        ft.Column([ft.Text(title, weight=ft.FontWeight.BOLD), chart], spacing=4),
+        ft.Column(
+            [ft.Row([ft.Text(title, weight=ft.FontWeight.BOLD), *(legend or [])], wrap=True, spacing=10), chart],
+            spacing=4,
+        ),
         padding=10,
         border_radius=10,
         expand=True,
