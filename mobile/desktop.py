@@ -59,6 +59,10 @@ class DeskActions:
         params = {"from": start.isoformat(), "to": end.isoformat()}
         if self.report_store:
             params["store"] = self.report_store
+        if self.report_region:
+            params["region"] = self.report_region
+        if self.report_rep:
+            params["rep"] = self.report_rep
         return params
 
     # --- the board ----------------------------------------------------------------------------------
@@ -134,6 +138,30 @@ class DeskActions:
             raise ValueError(period)
         self.report_period, self.drill_table = period, None
         self._cache.clear()
+        await self.load_dashboard()
+
+    def desk_regions(self) -> list[dict[str, Any]]:
+        return self._cached(
+            "desk_regions",
+            lambda: [
+                dict(r)
+                for r in queries.fetch_all(
+                    self.replica.db,
+                    "SELECT code, name FROM regions WHERE id IN (SELECT region_id FROM stores WHERE id IN "
+                    "(SELECT DISTINCT store_id FROM customers)) ORDER BY code",
+                )
+            ],
+        )
+
+    async def set_report_filter(self, which: str, value: str) -> None:
+        """region (a code) or rep (a user id); empty: all."""
+        if which == "region":
+            self.report_region = value
+        elif which == "rep":
+            self.report_rep = value
+        else:
+            raise ValueError(which)
+        self.drill_table = None
         await self.load_dashboard()
 
     async def set_report_store(self, code: str) -> None:

@@ -213,6 +213,8 @@ class AppState(DeskActions):
     nudged: list[str] = dataclasses.field(default_factory=list)  # deals nudged from this screen
     report_period: str = "30d"
     report_store: str = ""  # a store code, or every store the manager sees
+    report_region: str = ""  # a region code (head office)
+    report_rep: str = ""  # a rep's user id
     report_name: str = "stalled"  # the table shown under the dashboard
     report_tables: dict[str, Any] = dataclasses.field(default_factory=dict)
     report_error: str | None = None

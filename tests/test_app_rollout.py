@@ -125,3 +125,24 @@ async def test_a_report_exports_the_rows_it_shows(live_server, tmp_path):
     finally:
         await manager.close()
         no_device_left(tmp_path / "exports")
+
+
+async def test_the_rep_filter_narrows_the_dashboard_to_that_rep(live_server, tmp_path, stores, login):
+    from tests.conftest import open_deals
+
+    manager = (await sign_in(live_server.url, tmp_path / "filters", "manager.bjcy")).state
+    try:
+        await manager.sync_now()
+        rep = await login.user("rep2.bjcy")
+        assert rep["id"] in {r["id"] for r in manager.board_owners()}
+        tree = render(lambda: Shell(manager, ReportsScreen(manager)))
+        assert has(tree, key="report-rep") and not has(tree, key="report-region")  # one store, one region
+        await manager.set_report_filter("rep", rep["id"])
+        table = manager.report_tables["pipeline"]
+        keys = [c["key"] for c in table["columns"]]
+        shown = sum(row[keys.index("deals")] for row in table["rows"])
+        expected = [r for r in await open_deals(stores["BJ-CY"]) if str(r["owner_id"]) == rep["id"]]
+        assert shown == len(expected) and table["filters"]["rep"] == "rep2.bjcy"
+    finally:
+        await manager.close()
+        no_device_left(tmp_path / "filters")

@@ -70,6 +70,32 @@ def _filters(state: AppState, *, with_store: bool = True) -> ft.Control:
                 on_select=lambda e: asyncio.ensure_future(state.set_report_store(e.control.value or "")),
             )
         )
+    regions = state.desk_regions()
+    if len(regions) > 1:
+        chips.append(
+            ft.Dropdown(
+                key="report-region",
+                width=160,
+                dense=True,
+                value=state.report_region or "",
+                options=[ft.dropdown.Option(key="", text=state.tr("report.all_regions"))]
+                + [ft.dropdown.Option(key=r["code"], text=r["name"]) for r in regions],
+                on_select=lambda e: asyncio.ensure_future(state.set_report_filter("region", e.control.value or "")),
+            )
+        )
+    reps = state.board_owners()
+    if reps:
+        chips.append(
+            ft.Dropdown(
+                key="report-rep",
+                width=160,
+                dense=True,
+                value=state.report_rep or "",
+                options=[ft.dropdown.Option(key="", text=state.tr("board.all_owners"))]
+                + [ft.dropdown.Option(key=r["id"], text=r["name"]) for r in reps],
+                on_select=lambda e: asyncio.ensure_future(state.set_report_filter("rep", e.control.value or "")),
+            )
+        )
     return ft.Row(chips, wrap=True, spacing=6)
 
 
