@@ -162,13 +162,15 @@ async def open_deals(store_id: uuid.UUID) -> list[dict]:
 @pytest.fixture
 async def stalled_deal(stores, login, client):
     """An open BJ-CY deal of rep.bjcy made stalled: its stage entered 60 days ago (put back after,
-    and the nudge tasks made on it removed)."""
+    and the nudge tasks made on it and the store's notifications made meanwhile removed)."""
     import datetime as dt
 
+    from server.notifications.tables import Notification
     from server.opportunities.tables import Opportunity
     from server.sync.service import allocate_versions, store_scope
     from server.tasks.tables import Task
 
+    started = dt.datetime.now(dt.UTC)
     rep = await login.user("rep.bjcy")
     rows = [r for r in await open_deals(stores["BJ-CY"]) if str(r["owner_id"]) == rep["id"] and r["idle_days"]]
     deal = rows[0]
@@ -184,3 +186,5 @@ async def stalled_deal(stores, login, client):
         Opportunity.id == deal["id"]
     )
     await Task.delete().where(Task.dedupe_key.like(f"nudge:{deal['id']}:%"))
+    # What the feed told the store's people meanwhile (the nudge): other tests expect a quiet inbox.
+    await Notification.delete().where((Notification.store_id == stores["BJ-CY"]) & (Notification.created_at >= started))
