@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from piccolo.engine.base import Engine
@@ -24,7 +26,14 @@ def engine_for(database_url: str) -> Engine:
             # timeout: how long a writer waits for the lock before SQLite says 'database is locked'.
             engine = SQLiteEngine(path=path, timeout=30)
         else:
-            engine = PostgresEngine(config={"dsn": database_url.replace("postgres://", "postgresql://", 1)})
+            # jit off: compiling a plan costs ~1 s once its estimate passes jit_above_cost, far
+            # more than the reports' big but simple scans and aggregates ever save by it.
+            engine = PostgresEngine(
+                config={
+                    "dsn": database_url.replace("postgres://", "postgresql://", 1),
+                    "server_settings": {"jit": "off"},
+                }
+            )
         _engines[database_url] = engine
     return engine
 
@@ -107,6 +116,94 @@ def _numbered(sql: str) -> str:
     """Piccolo's ``{}`` placeholders as asyncpg's $1, $2, ..."""
     parts = sql.split("{}")
     return "".join(f"{part}${n}" if n < len(parts) else part for n, part in enumerate(parts, start=1))
+
+
+# Every report query plans for the parameters at hand (asyncpg prepares each statement, and after
+# five runs PostgreSQL may switch to a generic plan that guesses at the period and the stores;
+# planning costs a millisecond, a wrong guess hundreds), and prices index probes as reads from
+# memory, where the reports' tables and indexes live (the default 4 assumes a disk seek and
+# prefers reading a whole table to looking up a few thousand rows in it).
+REPORT_SETTINGS = {"plan_cache_mode": "force_custom_plan", "random_page_cost": "1.1"}
+# For a query that sorts or hashes 100,000+ rows: room to do it in memory (the default work_mem,
+# 4 MB, spills to temporary files at about 100,000 rows). Not for every query: with more memory the
+# planner also hashes whole tables where a few index probes are cheaper.
+LARGE_SORTS = {"work_mem": "64MB"}
+# For a query joining or deduplicating 100,000+ ids that an index can hand over in order: sort and
+# merge rather than hash. Hash tables of that size are probed at random, and measured up to three
+# times slower than a sort and a merge over the same rows (the planner prices them the other way).
+MERGE_NOT_HASH = {**LARGE_SORTS, "enable_hashjoin": "off", "enable_hashagg": "off"}
+
+
+async def fetch_report(
+    sql: str, params: Sequence[Any], set_local: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of one report query as dicts. On PostgreSQL each runs on a pooled connection of its own
+    (a report's independent queries run side by side), in a read-only transaction with
+    ``REPORT_SETTINGS`` and any other ``set_local`` ones for it alone (SET LOCAL: they end with the
+    transaction). ``sql`` uses Piccolo's ``{}`` placeholders."""
+    eng = engine()
+    if not isinstance(eng, PostgresEngine) or eng.pool is None or eng.current_transaction.get() is not None:
+        from server.sync.tables import ScopeVersion
+
+        return await ScopeVersion.raw(sql, *params)
+    settings = {**REPORT_SETTINGS, **(set_local or {})}
+    sets = "; ".join(f"SET LOCAL {name} = '{value}'" for name, value in settings.items())
+    async with eng.pool.acquire() as connection, connection.transaction(readonly=True):
+        await connection.execute(sets)
+        records = await connection.fetch(_numbered(sql), *params)
+    return [dict(r) for r in records]
+
+
+# How many ways a report's heaviest queries are split, each part over its own range of customers
+# (or deals) on a connection of its own: PostgreSQL sorts, hashes and merges a query's rows in one
+# process, so an unsplit query keeps one core busy however many there are.
+REPORT_PARTS = 2
+
+
+async def id_ranges(table: str, column: str, parts: int = REPORT_PARTS) -> list[Callable[[str], str]]:
+    """Conditions splitting rows by an id (UUID) into ``parts`` ranges of about the same number of
+    ``table``'s rows: each a function of the column to restrict, giving SQL. The cuts come from
+    PostgreSQL's statistics of ``table.column`` (its histogram); they only decide how even the
+    parts are, every id falls in exactly one range. One range, no condition, on SQLite or before
+    the table's first ANALYZE."""
+    everything: list[Callable[[str], str]] = [lambda column: "1=1"]
+    if parts < 2 or not is_postgres():
+        return everything
+    rows = await fetch_report(
+        "SELECT histogram_bounds::text AS bounds FROM pg_stats "
+        "WHERE schemaname = current_schema() AND tablename = {} AND attname = {}",
+        [table, column],
+    )
+    if not rows or not rows[0]["bounds"]:
+        return everything
+    bounds = [uuid.UUID(b) for b in rows[0]["bounds"].strip("{}").split(",")]
+    cuts = [bounds[len(bounds) * n // parts] for n in range(1, parts)]
+    edges: list[uuid.UUID | None] = [None, *cuts, None]
+
+    def within(low: uuid.UUID | None, high: uuid.UUID | None) -> Callable[[str], str]:
+        # UUIDs written out (parsed above, so nothing but hex digits and dashes).
+        return lambda column: " AND ".join(
+            ([f"{column} >= '{low}'"] if low else []) + ([f"{column} < '{high}'"] if high else [])
+        )
+
+    return [within(low, high) for low, high in itertools.pairwise(edges)]
+
+
+def add_up(parts: Sequence[Sequence[dict[str, Any]]], by: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of a split query's parts as one result: rows with the same ``by`` values merged,
+    their other columns (counts, sums) added up; a missing sum (NULL) adds nothing."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for rows in parts:
+        for row in rows:
+            key = tuple(row[k] for k in by)
+            have = merged.get(key)
+            if have is None:
+                merged[key] = dict(row)
+                continue
+            for name, value in row.items():
+                if name not in by and value is not None:
+                    have[name] = value if have[name] is None else have[name] + value
+    return list(merged.values())
 
 
 async def fetch_lists(sql: str, params: Sequence[Any]) -> list[list[Any]]:

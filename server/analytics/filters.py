@@ -13,6 +13,7 @@ import uuid
 from zoneinfo import ZoneInfo
 
 from server.auth.scope import Caller
+from server.db import REPORT_PARTS
 from server.errors import Forbidden, Invalid, NotFound
 from shared.enums import Role
 
@@ -43,6 +44,13 @@ class Filters:
     @property
     def days(self) -> int:
         return (self.end - self.start).days + 1
+
+    @property
+    def parts(self) -> int:
+        """How many ways a report's heaviest queries split by customer or deal (``db.id_ranges``):
+        the tables' statistics cut the whole chain's ids evenly, but a few stores' customers may
+        all sit in one range (a store's customers are often created together), so those run whole."""
+        return REPORT_PARTS if self.store_ids is None else 1
 
     def previous(self) -> Filters:
         """The same-length period just before this one (for period-over-period change)."""

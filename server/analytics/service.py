@@ -98,8 +98,30 @@ class Sql:
     def period(self, f: Filters, column: str) -> str:
         return self.between(column, f.since, f.until)
 
-    async def rows(self, sql: str) -> list[dict[str, Any]]:
-        return await Opportunity.raw(sql, *self.params)
+    async def rows(self, sql: str, set_local: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        return await db.fetch_report(sql, self.params, set_local)
+
+
+Within = Callable[[str], str]  # a range of ids as a condition on the column given (db.id_ranges)
+
+
+async def _in_parts(
+    build: Callable[[Sql, Within], str],
+    table: str,
+    f: Filters,
+    *,
+    by: tuple[str, ...],
+    set_local: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """A query that counts per customer (or deal) run as ``f.parts`` queries side by side, each
+    over its own range of ``table``'s ids (``build(q, within)`` puts ``within(column)`` on every id
+    column it reads), and the parts' rows added up by the ``by`` columns: the same figures, the
+    sorting and hashing shared by several cores."""
+    jobs = []
+    for within in await db.id_ranges(table, "id", f.parts):
+        q = Sql()
+        jobs.append(q.rows(build(q, within), set_local))
+    return db.add_up(await asyncio.gather(*jobs), by)
 
 
 def _epoch(column: str) -> str:
@@ -114,16 +136,37 @@ def _span(later: str, earlier: str, unit_seconds: int) -> str:
     return f"(({_epoch(later)} - {_epoch(earlier)}) / {float(unit_seconds)})"
 
 
-def _median(inner: str) -> str:
-    """Median of ``v`` per group ``g`` over ``inner`` (a SELECT yielding columns g and v): the
-    middle row, or the mean of the two middle rows, by ROW_NUMBER and COUNT windows (SQLite has no
-    percentile functions). Yields g, median, n."""
+def _median(inner: str, unit_seconds: int) -> str:
+    """Median of the span ``a - b`` in days (86400) or minutes (60) per group ``g`` over ``inner``
+    (a SELECT yielding columns g, a and b, two timestamps): the middle span, or the mean of the two
+    middle ones (rows where either is missing are left out). Yields g, median, n.
+
+    PostgreSQL takes the two middle spans with percentile_disc, sorting the intervals themselves
+    (ascending for the lower, descending for the upper); converting every row to a numeric number
+    of seconds first makes the sort several times slower. SQLite has no percentile functions: the
+    middle rows by ROW_NUMBER and COUNT windows."""
+    if db.is_postgres():
+        unit = float(unit_seconds)
+        return (
+            f"SELECT g, (EXTRACT(EPOCH FROM lo) / {unit} + EXTRACT(EPOCH FROM hi) / {unit}) / 2 AS median, n FROM "
+            "(SELECT g, percentile_disc(0.5) WITHIN GROUP (ORDER BY a - b) AS lo, "
+            "percentile_disc(0.5) WITHIN GROUP (ORDER BY a - b DESC) AS hi, COUNT(*) AS n "
+            f"FROM ({inner}) m WHERE a IS NOT NULL AND b IS NOT NULL GROUP BY g) x"
+        )
     return (
         "SELECT g, AVG(v) AS median, MAX(n) AS n FROM ("
         "SELECT g, v, ROW_NUMBER() OVER (PARTITION BY g ORDER BY v) AS rn, COUNT(*) OVER (PARTITION BY g) AS n "
-        f"FROM ({inner}) m WHERE v IS NOT NULL) r "
+        f"FROM (SELECT g, {_span('a', 'b', unit_seconds)} AS v FROM ({inner}) m0) m WHERE v IS NOT NULL) r "
         "WHERE rn IN ((n + 1) / 2, (n + 2) / 2) GROUP BY g"
     )
+
+
+def _shifted(left: str, op: str, right: str, seconds: int) -> str:
+    """``left op right + seconds`` for two timestamps, on either engine. PostgreSQL compares the
+    timestamps themselves (no numeric seconds computed per row); SQLite compares seconds."""
+    if db.is_postgres():
+        return f"{left} {op} {right} + INTERVAL '{int(seconds)} seconds'"
+    return f"{_epoch(left)} {op} {_epoch(right)} + {int(seconds)}"
 
 
 def _kinds(kinds: tuple[str, ...]) -> str:
@@ -146,23 +189,21 @@ def _unanswered_contacts(q: Sql, f: Filters, now: dt.datetime) -> str:
     message (``CONTACT_KINDS``) logged by a member of staff (``user_id`` set), not deleted — here
     one that happened in the period and at least 48 hours before ``now`` (so its window is over).
     It is *unanswered* when staff logged no other follow-up (visit, call, message or note, not
-    deleted) for that customer at the same moment or in the 48 hours after it. Unlike the rule,
-    which at the moment it runs looks for any follow-up since, a report looks back: the window
-    closes at 48 hours, and only follow-ups by staff count (not a message that came in from
-    WeChat). One pass over the period's follow-ups in customer and time order: each row's
-    neighbours (LAG / LEAD) say whether another came at the same moment or within 48 hours."""
+    deleted) in the covered stores for that customer at the same moment or in the 48 hours after it.
+    Unlike the rule, which at the moment it runs looks for any follow-up since, a report looks back:
+    the window closes at 48 hours, and only follow-ups by staff count (not a message that came in
+    from WeChat). An anti-join: the period's follow-ups are hashed by customer once and each contact
+    looks for another in its window (the explicit range on ``a`` bounds that set; every follow-up
+    in a judged contact's window lies in it)."""
     window = NO_FOLLOW_UP_HOURS * 3600
     last = min(f.until, now - dt.timedelta(seconds=window))  # contacts before this are judged
     return (
-        "SELECT w.customer_id, w.occurred_at FROM (SELECT i.customer_id, i.occurred_at, i.kind, "
-        "LEAD(i.occurred_at) OVER (PARTITION BY i.customer_id ORDER BY i.occurred_at) AS next_at, "
-        "LAG(i.occurred_at) OVER (PARTITION BY i.customer_id ORDER BY i.occurred_at) AS prev_at "
-        f"FROM interactions i WHERE {_follow_up('i')} "
-        f"AND {q.between('i.occurred_at', f.since, last + dt.timedelta(seconds=window))} "
-        f"AND {q.stores(f, 'i.store_id')}) w "
-        f"WHERE w.kind {CONTACT} AND w.occurred_at < {q(last)} "
-        f"AND (w.next_at IS NULL OR {_epoch('w.next_at')} > {_epoch('w.occurred_at')} + {window}) "
-        "AND (w.prev_at IS NULL OR w.prev_at < w.occurred_at)"
+        f"SELECT c.customer_id, c.occurred_at FROM interactions c WHERE {_follow_up('c')} AND c.kind {CONTACT} "
+        f"AND {q.between('c.occurred_at', f.since, last)} AND {q.stores(f, 'c.store_id')} "
+        f"AND NOT EXISTS (SELECT 1 FROM interactions a WHERE {_follow_up('a')} "
+        f"AND {q.between('a.occurred_at', f.since, last + dt.timedelta(seconds=window))} "
+        f"AND {q.stores(f, 'a.store_id')} AND a.customer_id = c.customer_id AND a.id <> c.id "
+        f"AND a.occurred_at >= c.occurred_at AND {_shifted('a.occurred_at', '<=', 'c.occurred_at', window)})"
     )
 
 
@@ -234,11 +275,13 @@ def _table(
     )
 
 
-async def _stages() -> list[dict[str, Any]]:
-    """The pipeline's stages in position order (a handful of rows)."""
+async def _stages(*, deleted_too: bool = False) -> list[dict[str, Any]]:
+    """The pipeline's stages in position order (a handful of rows); ``deleted_too``: with the
+    deleted ones (old stage visits may name them)."""
+    live = "" if deleted_too else "WHERE deleted = false "
     return await Opportunity.raw(
-        "SELECT id, code, name_zh, name_en, position, kind, probability, idle_days FROM pipeline_stages "
-        "WHERE deleted = false ORDER BY position"
+        "SELECT id, code, name_zh, name_en, position, kind, probability, idle_days, deleted FROM pipeline_stages "
+        f"{live}ORDER BY position"
     )
 
 
@@ -398,24 +441,35 @@ async def funnel(f: Filters, now: dt.datetime) -> Table:
     it or to a later stage, lost aside), conversion from the previous stage, and the median days a
     stage visit entered in the period lasted (visits that have ended)."""
     now = _utc(now)
-    stages = [s for s in await _stages() if s["kind"] != "lost"]
-    q = Sql()
-    # Per deal created in the period, the furthest non-lost stage it visited (NULL: none).
-    tops_job = q.rows(
-        "SELECT r.top, COUNT(*) AS n FROM (SELECT o.id, MAX(CASE WHEN s.kind <> 'lost' THEN s.position END) AS top "
-        "FROM opportunities o LEFT JOIN stage_history h ON h.opportunity_id = o.id AND h.deleted = false "
-        f"LEFT JOIN pipeline_stages s ON s.id = h.stage_id WHERE {_created_sql(q, f)} GROUP BY o.id) r GROUP BY r.top"
-    )
+    visited = [s for s in await _stages(deleted_too=True) if s["kind"] != "lost"]
+    stages = [s for s in visited if not s["deleted"]]
+
+    def tops(q: Sql, within: Within) -> str:
+        # Per deal created in the period, the furthest non-lost stage it visited (NULL: none); the
+        # stages' positions inline (a handful), so the visits need no join.
+        position = " ".join(f"WHEN {q(s['id'])} THEN {int(s['position'])}" for s in visited)
+        top = f"CASE h.stage_id {position} END" if visited else "CAST(NULL AS INTEGER)"
+        return (
+            f"SELECT r.top, COUNT(*) AS n FROM (SELECT o.id, MAX({top}) AS top FROM opportunities o LEFT JOIN "
+            f"stage_history h ON h.opportunity_id = o.id AND h.deleted = false AND {within('h.opportunity_id')} "
+            f"WHERE {_created_sql(q, f)} AND {within('o.id')} GROUP BY o.id) r GROUP BY r.top"
+        )
+
+    # Deals and their visits both come in deal order from their indexes: merged, the visits of a
+    # deal arrive together.
+    tops_job = _in_parts(tops, "opportunities", f, by=("top",), set_local=db.MERGE_NOT_HASH)
     q3 = Sql()
     # A rep's deals need their owner; otherwise only the (few) deleted deals are looked up.
     deal = "JOIN opportunities o ON o.id = h.opportunity_id AND o.deleted = false " if f.owner_id is not None else ""
     medians_job = q3.rows(
         _median(
-            f"SELECT h.stage_id AS g, {_span('h.left_at', 'h.entered_at', 86400)} AS v FROM stage_history h {deal}"
+            f"SELECT h.stage_id AS g, h.left_at AS a, h.entered_at AS b FROM stage_history h {deal}"
             f"WHERE h.deleted = false AND h.left_at IS NOT NULL AND {q3.period(f, 'h.entered_at')} "
             f"AND {q3.stores(f, 'h.store_id')} AND {q3.owner(f, 'o.owner_id')} AND NOT EXISTS "
-            "(SELECT 1 FROM opportunities d WHERE d.id = h.opportunity_id AND d.deleted = true)"
-        )
+            "(SELECT 1 FROM opportunities d WHERE d.id = h.opportunity_id AND d.deleted = true)",
+            86400,
+        ),
+        db.LARGE_SORTS,
     )
     tops, medians = await asyncio.gather(tops_job, medians_job)
     reached_at = {int(r["top"]): _int(r["n"]) for r in tops if r["top"] is not None}
@@ -490,7 +544,7 @@ async def win_rate(f: Filters, now: dt.datetime) -> Table:
     now = _utc(now)
     cycle = _span("o.closed_at", "o.created_at", 86400)
     q = Sql()
-    groups = await q.rows(
+    groups_job = q.rows(
         "SELECT o.owner_id, u.display_name AS owner, "
         "SUM(CASE WHEN s.kind = 'won' THEN 1 ELSE 0 END) AS won, "
         "SUM(CASE WHEN s.kind = 'lost' THEN 1 ELSE 0 END) AS lost, "
@@ -503,13 +557,14 @@ async def win_rate(f: Filters, now: dt.datetime) -> Table:
 
     def won() -> str:
         return (
-            f"SELECT CAST(o.owner_id AS TEXT) AS owner_id, {cycle} AS v FROM opportunities o "
+            "SELECT CAST(o.owner_id AS TEXT) AS owner_id, o.closed_at AS a, o.created_at AS b FROM opportunities o "
             f"JOIN pipeline_stages s ON s.id = o.stage_id WHERE {_closed_sql(q2, f, ('won',))}"
         )
 
     # The same won deals twice: per owner, and all together under '*' (the total row's median).
-    inner = f"SELECT owner_id AS g, v FROM ({won()}) w UNION ALL SELECT '*' AS g, v FROM ({won()}) w2"
-    medians = {(str(m["g"]) if m["g"] is not None else None): m["median"] for m in await q2.rows(_median(inner))}
+    inner = f"SELECT owner_id AS g, a, b FROM ({won()}) w UNION ALL SELECT '*' AS g, a, b FROM ({won()}) w2"
+    groups, middles = await asyncio.gather(groups_job, q2.rows(_median(inner, 86400)))
+    medians = {(str(m["g"]) if m["g"] is not None else None): m["median"] for m in middles}
 
     def row(owner_id: str | None, owner: str, won: int, lost: int, amount: Decimal, days: float, median: object):
         return [
@@ -684,10 +739,12 @@ async def rep_activity(f: Filters, now: dt.datetime) -> Table:
     late, overdue, on-time %), and their customers whose contact went without follow-up for 48 h."""
     now = _utc(now)
     q = Sql()
+    # Each customer once however many contacts went unanswered: a semi-join. (PostgreSQL runs it in
+    # parallel itself: hash joins share their tables between its workers.)
     unanswered_job = q.rows(
-        "SELECT c.owner_id, COUNT(*) AS n FROM customers c "
-        f"JOIN (SELECT DISTINCT u.customer_id FROM ({_unanswered_contacts(q, f, now)}) u) x ON x.customer_id = c.id "
-        f"WHERE c.deleted = false AND {q.owner(f, 'c.owner_id')} GROUP BY c.owner_id"
+        f"SELECT c.owner_id, COUNT(*) AS n FROM customers c WHERE c.deleted = false AND {q.owner(f, 'c.owner_id')} "
+        f"AND c.id IN (SELECT u.customer_id FROM ({_unanswered_contacts(q, f, now)}) u) GROUP BY c.owner_id",
+        db.LARGE_SORTS,
     )
     reps, follow_ups, tasks, unanswered = await asyncio.gather(
         _reps(f), _follow_ups_by_user(f), _task_counts(f, now, "t.owner_id"), unanswered_job
@@ -762,9 +819,10 @@ async def _complaint_response_medians(f: Filters, group: str) -> dict[str, tuple
     q = Sql()
     rows = await q.rows(
         _median(
-            f"SELECT {group} AS g, {_span('p.first_response_at', 'p.opened_at', 60)} AS v FROM complaints p "
+            f"SELECT {group} AS g, p.first_response_at AS a, p.opened_at AS b FROM complaints p "
             f"WHERE p.deleted = false AND p.first_response_at IS NOT NULL AND {q.period(f, 'p.opened_at')} "
-            f"AND {q.stores(f, 'p.store_id')} AND {q.owner(f, 'p.owner_id')}"
+            f"AND {q.stores(f, 'p.store_id')} AND {q.owner(f, 'p.owner_id')}",
+            60,
         )
     )
     return {str(r["g"]): (_num(r["median"]), _int(r["n"])) for r in rows}
@@ -784,20 +842,26 @@ async def stores(f: Filters, now: dt.datetime) -> Table:
         f"AND {q.owner(f, 'c.owner_id')} GROUP BY c.store_id"
     )
     q = Sql()
-    deals_job = q.rows(
-        "SELECT o.store_id, SUM(CASE WHEN s.kind = 'open' THEN 1 ELSE 0 END) AS open_n, "
-        "SUM(CASE WHEN s.kind = 'open' THEN o.amount ELSE 0 END) AS open_amount, "
-        f"SUM(CASE WHEN s.kind = 'won' AND {q.period(f, 'o.closed_at')} THEN 1 ELSE 0 END) AS won_n, "
-        f"SUM(CASE WHEN s.kind = 'lost' AND {q.period(f, 'o.closed_at')} THEN 1 ELSE 0 END) AS lost_n, "
-        f"SUM(CASE WHEN s.kind = 'won' AND {q.period(f, 'o.closed_at')} THEN o.amount ELSE 0 END) AS won_amount "
+    # Open deals now, and deals closed in the period: two index ranges, counted apart.
+    open_job = q.rows(
+        "SELECT o.store_id, COUNT(*) AS open_n, SUM(o.amount) AS open_amount "
         "FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id "
-        f"WHERE o.deleted = false AND (s.kind = 'open' OR {q.period(f, 'o.closed_at')}) "
-        f"AND {q.stores(f, 'o.store_id')} AND {q.owner(f, 'o.owner_id')} GROUP BY o.store_id"
+        f"WHERE o.deleted = false AND s.kind = 'open' AND {q.stores(f, 'o.store_id')} AND {q.owner(f, 'o.owner_id')} "
+        "GROUP BY o.store_id"
     )
-    store_rows, customers, deals, reps, follow_ups, tasks, responses = await asyncio.gather(
+    q = Sql()
+    closed_job = q.rows(
+        "SELECT o.store_id, SUM(CASE WHEN s.kind = 'won' THEN 1 ELSE 0 END) AS won_n, "
+        "SUM(CASE WHEN s.kind = 'lost' THEN 1 ELSE 0 END) AS lost_n, "
+        "SUM(CASE WHEN s.kind = 'won' THEN o.amount ELSE 0 END) AS won_amount "
+        "FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id "
+        f"WHERE {_closed_sql(q, f)} GROUP BY o.store_id"
+    )
+    store_rows, customers, open_deals, closed_deals, reps, follow_ups, tasks, responses = await asyncio.gather(
         store_rows_job,
         customers_job,
-        deals_job,
+        open_job,
+        closed_job,
         _reps(f),
         _follow_ups_by_user(f),
         _task_counts(f, now, "t.store_id"),
@@ -805,7 +869,9 @@ async def stores(f: Filters, now: dt.datetime) -> Table:
     )
 
     customers_by = {str(r["store_id"]): _int(r["n"]) for r in customers}
-    deals_by = {str(r["store_id"]): r for r in deals}
+    deals_by: dict[str, dict[str, Any]] = {}
+    for r in [*open_deals, *closed_deals]:
+        deals_by.setdefault(str(r["store_id"]), {}).update(r)
     out, drills = [], []
     for s in store_rows:
         ident = str(s["id"])
@@ -867,26 +933,36 @@ async def stores(f: Filters, now: dt.datetime) -> Table:
 # --- targets ---------------------------------------------------------------------------------------
 
 
-async def _retention(f: Filters) -> float | None:
+async def _retention(f: Filters) -> tuple[float | None, float | None]:
     """Customers who ordered in the period before ``f``'s and again in ``f``'s ÷ those who ordered
-    in the period before (live customers of the covered stores; the rep's own customers)."""
+    in the period before (live customers of the covered stores; the rep's own customers) — for
+    ``f`` and for the period before it. One pass over the three periods' orders: per customer,
+    which of them they ordered in."""
     before = f.previous()
-    q = Sql()
-    # A rep's customers need their owner; otherwise only the (few) deleted customers are looked up.
-    customers = (
-        f"JOIN customers c ON c.id = o.customer_id AND c.deleted = false AND {q.owner(f, 'c.owner_id')} "
-        if f.owner_id is not None
-        else ""
-    )
-    rows = await q.rows(
-        "SELECT COUNT(*) AS base, COUNT(a.customer_id) AS kept FROM ("
-        f"SELECT DISTINCT o.customer_id FROM orders o {customers}"
-        f"WHERE o.deleted = false AND {q.period(before, 'o.ordered_at')} AND {q.stores(f, 'o.store_id')} "
-        "AND NOT EXISTS (SELECT 1 FROM customers d WHERE d.id = o.customer_id AND d.deleted = true)) b "
-        f"LEFT JOIN (SELECT DISTINCT n.customer_id FROM orders n WHERE n.deleted = false "
-        f"AND {q.period(f, 'n.ordered_at')} AND {q.stores(f, 'n.store_id')}) a ON a.customer_id = b.customer_id"
-    )
-    return _pct(rows[0]["kept"], rows[0]["base"])
+    earliest = before.previous()
+
+    def counts(q: Sql, within: Within) -> str:
+        flags = (
+            f"SELECT o.customer_id, MAX(CASE WHEN o.ordered_at >= {q(f.since)} THEN 1 ELSE 0 END) AS p0, "
+            f"MAX(CASE WHEN o.ordered_at >= {q(before.since)} AND o.ordered_at < {q(before.until)} THEN 1 ELSE 0 END) "
+            f"AS p1, MAX(CASE WHEN o.ordered_at < {q(earliest.until)} THEN 1 ELSE 0 END) AS p2 FROM orders o "
+            f"WHERE o.deleted = false AND {q.between('o.ordered_at', earliest.since, f.until)} "
+            f"AND {q.stores(f, 'o.store_id')} AND {within('o.customer_id')} GROUP BY o.customer_id"
+        )
+        # A rep's customers need their owner; otherwise only the (few) deleted customers are looked up.
+        customers = (
+            f"JOIN customers c ON c.id = x.customer_id AND c.deleted = false AND {q.owner(f, 'c.owner_id')} "
+            if f.owner_id is not None
+            else ""
+        )
+        return (
+            "SELECT SUM(x.p1) AS base, SUM(x.p1 * x.p0) AS kept, SUM(x.p2) AS base_before, "
+            f"SUM(x.p2 * x.p1) AS kept_before FROM ({flags}) x {customers}"
+            "WHERE NOT EXISTS (SELECT 1 FROM customers d WHERE d.id = x.customer_id AND d.deleted = true)"
+        )
+
+    r = (await _in_parts(counts, "customers", f, by=(), set_local=db.LARGE_SORTS))[0]
+    return _pct(r["kept"], r["base"]), _pct(r["kept_before"], r["base_before"])
 
 
 async def _sales_cycle(f: Filters) -> float | None:
@@ -917,8 +993,7 @@ def _repeat_sql() -> str:
     window = REPEAT_COMPLAINT_DAYS * 86400
     return (
         "EXISTS (SELECT 1 FROM complaints e WHERE e.customer_id = p.customer_id AND e.deleted = false "
-        "AND e.id <> p.id AND e.opened_at < p.opened_at "
-        f"AND {_epoch('e.opened_at')} >= {_epoch('p.opened_at')} - {window})"
+        f"AND e.id <> p.id AND e.opened_at < p.opened_at AND {_shifted('e.opened_at', '>=', 'p.opened_at', -window)})"
     )
 
 
@@ -937,13 +1012,15 @@ async def _repeat_complaints(f: Filters) -> float | None:
 
 
 async def _follow_ups_per_rep_day(f: Filters) -> float | None:
-    reps = [str(r["id"]) for r in await _reps(f)]
-    follow_ups = await _follow_ups_by_user(f)
-    return _ratio(sum(follow_ups.get(r, 0) for r in reps), len(reps) * f.days)
+    reps, follow_ups = await asyncio.gather(_reps(f), _follow_ups_by_user(f))
+    return _ratio(sum(follow_ups.get(str(r["id"]), 0) for r in reps), len(reps) * f.days)
 
 
 async def _no_campaign_data(f: Filters) -> float | None:
     return None  # the product holds no campaign data yet: no number rather than an invented one
+
+
+Measure = Callable[[Filters], Awaitable[tuple[float | None, float | None]]]  # this period, the one before
 
 
 @dataclasses.dataclass(frozen=True)
@@ -955,8 +1032,18 @@ class Target:
     baseline: float | None
     target: float
     better: str  # higher | lower
-    measure: Callable[[Filters], Awaitable[float | None]]
+    measure: Measure
     drill: Drill | None = None
+
+
+def _each_period(measure: Callable[[Filters], Awaitable[float | None]]) -> Measure:
+    """A measure of one period as one of this period and the one before, the two side by side."""
+
+    async def both(f: Filters) -> tuple[float | None, float | None]:
+        this, last = await asyncio.gather(measure(f), measure(f.previous()))
+        return this, last
+
+    return both
 
 
 TARGETS = (
@@ -969,10 +1056,19 @@ TARGETS = (
         14,
         11,
         "lower",
-        _sales_cycle,
+        _each_period(_sales_cycle),
         Drill(kind="deals", params={"status": "won"}),
     ),
-    Target("campaign_conversion", "营销活动转化率", "Campaign conversion", "%", 2, 5, "higher", _no_campaign_data),
+    Target(
+        "campaign_conversion",
+        "营销活动转化率",
+        "Campaign conversion",
+        "%",
+        2,
+        5,
+        "higher",
+        _each_period(_no_campaign_data),
+    ),
     Target(
         "satisfaction",
         "满意度",
@@ -981,7 +1077,7 @@ TARGETS = (
         70,
         85,
         "higher",
-        _satisfaction,
+        _each_period(_satisfaction),
         Drill(kind="complaints", params={"rated": "1"}),
     ),
     Target(
@@ -992,7 +1088,7 @@ TARGETS = (
         None,
         5,
         "lower",
-        _response_minutes,
+        _each_period(_response_minutes),
         Drill(kind="complaints", params={}),
     ),
     Target(
@@ -1003,7 +1099,7 @@ TARGETS = (
         18,
         5,
         "lower",
-        _repeat_complaints,
+        _each_period(_repeat_complaints),
         Drill(kind="complaints", params={"repeat": "1"}),
     ),
     Target(
@@ -1014,7 +1110,7 @@ TARGETS = (
         10,
         15,
         "higher",
-        _follow_ups_per_rep_day,
+        _each_period(_follow_ups_per_rep_day),
         Drill(kind="interactions", params={}),
     ),
 )
@@ -1025,10 +1121,10 @@ async def targets(f: Filters, now: dt.datetime) -> Table:
     now = _utc(now)
     before = f.previous()
     out, drills = [], []
-    # Fourteen small independent queries: side by side (on PostgreSQL each takes a pooled connection).
-    figures = await asyncio.gather(*(t.measure(period) for t in TARGETS for period in (f, before)))
-    for n, t in enumerate(TARGETS):
-        this, last = figures[2 * n], figures[2 * n + 1]
+    # Every measure of both periods side by side: each query takes a pooled connection of its own
+    # (the pool's size bounds how many run at once; the rest wait for a connection).
+    figures = await asyncio.gather(*(t.measure(f) for t in TARGETS))
+    for t, (this, last) in zip(TARGETS, figures, strict=True):
         change = round(this - last, 1) if this is not None and last is not None else None
         out.append([t.key, t.name_zh, t.name_en, t.unit, t.baseline, t.target, this, last, change, t.better])
         drills.append(t.drill)

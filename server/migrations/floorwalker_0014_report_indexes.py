@@ -1,8 +1,6 @@
-"""Reports: the indexes the managers' reports read by period — follow-ups logged by staff (covering:
-the counts, the weekly trend and the contacts-without-follow-up window read no table rows), orders
-by date (retention), deals by creation and close, stage visits by entry, live customers per store
-and owner (counts and the owner of a customer without reading the table), and the few deleted
-customers and deals (looked up instead of joining every row)."""
+"""Reports: the indexes the managers' reports read by period — orders by date (retention), deals by
+close, and live customers per store and owner (counts, and a few stores' customers, without reading
+the table). The rest are in 0015."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
@@ -11,17 +9,11 @@ VERSION = "1.38.0"
 DESCRIPTION = "report indexes"
 
 FORWARDS = [
-    "CREATE INDEX IF NOT EXISTS ix_interactions_staff_occurred ON interactions "
-    "(occurred_at, store_id, user_id, kind, customer_id) WHERE deleted = false AND user_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS ix_orders_live_ordered ON orders (ordered_at, store_id, customer_id) "
     "WHERE deleted = false",
-    "CREATE INDEX IF NOT EXISTS ix_opportunities_created ON opportunities (created_at)",
     "CREATE INDEX IF NOT EXISTS ix_opportunities_closed ON opportunities (closed_at) WHERE closed_at IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS ix_stage_history_entered ON stage_history (entered_at)",
     "CREATE INDEX IF NOT EXISTS ix_customers_live_store_owner ON customers (store_id, owner_id, id) "
     "WHERE deleted = false",
-    "CREATE INDEX IF NOT EXISTS ix_customers_deleted ON customers (id) WHERE deleted = true",
-    "CREATE INDEX IF NOT EXISTS ix_opportunities_deleted ON opportunities (id) WHERE deleted = true",
 ]
 BACKWARDS = [f"DROP INDEX IF EXISTS {s.split(' ON ')[0].split()[-1]}" for s in FORWARDS]
 

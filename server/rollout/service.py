@@ -11,9 +11,10 @@ manager the stores of their region; store managers and reps read their own store
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -374,6 +375,10 @@ def _percent(part: int, whole: int) -> float | None:
     return None if whole <= 0 else round(100.0 * part / whole, 1)
 
 
+async def _added_up(parts: list[Awaitable[list[dict[str, Any]]]], *by: str) -> list[dict[str, Any]]:
+    return db.add_up(await asyncio.gather(*parts), by)
+
+
 def _by_store(rows: list[dict[str, Any]], *keys: str) -> dict[str, tuple[int, ...]]:
     return {str(r["store_id"]): tuple(int(r[k] or 0) for k in keys) for r in rows}
 
@@ -383,30 +388,31 @@ async def adoption(f: Filters, now: dt.datetime) -> Table:
     the rep synced: an ``activity_days`` row), the share of the store's customers a person touched
     (an interaction logged by staff, or a task done on them), the share of tasks due by now in the
     period done by their due time, the mutations sync rejected, and the feedback sent; then the pilot
-    stores and the others, each weighted over their stores. One query per figure, all stores at once."""
+    stores and the others, each weighted over their stores. One query per figure, all stores at once,
+    the queries side by side."""
     last_day = min(f.end, today(now))
     days = max(0, (last_day - f.start).days + 1)
     due_until = min(f.until, now)
+    customer_ranges = await db.id_ranges("customers", "id", f.parts)
 
-    def scoped(sql: str, column: str, *params: Any) -> tuple[str, list[Any]]:
+    def scoped(sql: str, column: str, *params: Any, set_local: dict[str, str] | None = None):
+        """The query with the covered stores as ``{scope}``, to run beside the others."""
         args = list(params)
-        return sql.replace("{scope}", f.store_filter(column, args)), args
+        return db.fetch_report(sql.replace("{scope}", f.store_filter(column, args)), args, set_local)
 
-    sql, args = scoped(
+    stores_job = scoped(
         "SELECT s.id, s.code, s.name, s.pilot, w.name AS wave FROM stores s "
         "LEFT JOIN wave_stores ws ON ws.store_id = s.id LEFT JOIN waves w ON w.id = ws.wave_id "
         "WHERE s.deleted = false AND s.active = true AND {scope} "
         "ORDER BY CASE WHEN w.id IS NULL THEN 1 ELSE 0 END, w.position, w.starts_on, s.code",
         "s.id",
     )
-    stores = await Wave.raw(sql, *args)
-    sql, args = scoped(
+    reps_job = scoped(
         "SELECT store_id, count(*) AS n FROM users WHERE role = 'rep' AND active = true AND deleted = false "
         "AND {scope} GROUP BY store_id",
         "store_id",
     )
-    reps = _by_store(await Wave.raw(sql, *args), "n")
-    sql, args = scoped(
+    rep_days_job = scoped(
         "SELECT u.store_id, count(*) AS n FROM activity_days a JOIN users u ON u.id = a.user_id "
         "WHERE u.role = 'rep' AND u.active = true AND u.deleted = false AND a.day >= {} AND a.day <= {} "
         "AND {scope} GROUP BY u.store_id",
@@ -414,26 +420,32 @@ async def adoption(f: Filters, now: dt.datetime) -> Table:
         f.start,
         last_day,
     )
-    rep_days = _by_store(await Wave.raw(sql, *args), "n")
-    sql, args = scoped(
+    customers_job = scoped(
         "SELECT store_id, count(*) AS n FROM customers WHERE deleted = false AND {scope} GROUP BY store_id",
         "store_id",
     )
-    customers = _by_store(await Wave.raw(sql, *args), "n")
-    sql, args = scoped(
-        "SELECT c.store_id, count(*) AS n FROM (SELECT customer_id FROM interactions WHERE user_id IS NOT NULL "
-        "AND deleted = false AND occurred_at >= {} AND occurred_at < {} UNION SELECT customer_id FROM tasks "
-        "WHERE status = 'done' AND deleted = false AND customer_id IS NOT NULL AND completed_at >= {} "
-        "AND completed_at < {}) x JOIN customers c ON c.id = x.customer_id WHERE c.deleted = false AND {scope} "
-        "GROUP BY c.store_id",
-        "c.store_id",
-        f.since,
-        f.until,
-        f.since,
-        f.until,
-    )
-    touched = _by_store(await Wave.raw(sql, *args), "n")
-    sql, args = scoped(
+    # Each customer once however often touched (UNION), counted in the customer's own store: the
+    # touched customers sorted and deduplicated, then merged with the customers in id order; split
+    # by customer (each range of ids on a connection of its own) and added up.
+    touched_parts = [
+        scoped(
+            "SELECT c.store_id, count(*) AS n FROM (SELECT customer_id FROM interactions WHERE user_id IS NOT NULL "
+            f"AND deleted = false AND occurred_at >= {{}} AND occurred_at < {{}} AND {within('customer_id')} "
+            "UNION SELECT customer_id FROM tasks WHERE status = 'done' AND deleted = false AND customer_id IS NOT NULL "
+            f"AND completed_at >= {{}} AND completed_at < {{}} AND {within('customer_id')}) x "
+            f"JOIN customers c ON c.id = x.customer_id WHERE c.deleted = false AND {within('c.id')} AND {{scope}} "
+            "GROUP BY c.store_id",
+            "c.store_id",
+            f.since,
+            f.until,
+            f.since,
+            f.until,
+            set_local=db.MERGE_NOT_HASH,
+        )
+        for within in customer_ranges
+    ]
+    touched_job = _added_up(touched_parts, "store_id")
+    tasks_job = scoped(
         "SELECT store_id, count(*) AS due, sum(CASE WHEN status = 'done' AND completed_at <= due_at THEN 1 ELSE 0 END) "
         "AS on_time FROM tasks WHERE deleted = false AND status <> 'cancelled' AND due_at >= {} AND due_at < {} "
         "AND {scope} GROUP BY store_id",
@@ -441,23 +453,26 @@ async def adoption(f: Filters, now: dt.datetime) -> Table:
         f.since,
         due_until,
     )
-    tasks = _by_store(await Wave.raw(sql, *args), "due", "on_time")
-    sql, args = scoped(
+    rejected_job = scoped(
         "SELECT store_id, sum(rejected) AS n FROM activity_days WHERE day >= {} AND day <= {} AND {scope} "
         "GROUP BY store_id",
         "store_id",
         f.start,
         last_day,
     )
-    rejected = _by_store(await Wave.raw(sql, *args), "n")
-    sql, args = scoped(
+    feedback_job = scoped(
         "SELECT store_id, count(*) AS n FROM feedback WHERE created_at >= {} AND created_at < {} AND {scope} "
         "GROUP BY store_id",
         "store_id",
         f.since,
         f.until,
     )
-    feedback = _by_store(await Wave.raw(sql, *args), "n")
+    stores, *counted, tasks_by, rejects_by, feedback_by = await asyncio.gather(
+        stores_job, reps_job, rep_days_job, customers_job, touched_job, tasks_job, rejected_job, feedback_job
+    )
+    reps, rep_days, customers, touched = (_by_store(rows, "n") for rows in counted)
+    tasks = _by_store(tasks_by, "due", "on_time")
+    rejected, feedback = _by_store(rejects_by, "n"), _by_store(feedback_by, "n")
 
     rows: list[list[Any]] = []
     groups = {True: [0] * 9, False: [0] * 9}  # reps, rep-days, possible rep-days, touched, customers, …
