@@ -63,7 +63,7 @@ async def test_the_board_nudge_reaches_the_owner(live_server, tmp_path, stores, 
         assert await notifications.feed(dt.datetime.now(dt.UTC), stores=[stores["BJ-CY"]]) >= 1
         await rep.sync_now()
         today = [t for _, group in rep.today() for t in group if t.id == str(tasks[0]["id"])]
-        assert today and today[0].title.startswith("经理提醒")
+        assert today and today[0].title.startswith("经理提醒"), rep.today()  # due today, whatever the hour
         assert any(m.notice_kind == "nudge" and "提醒你跟进" in m.title for m in rep.messages())
     finally:
         await manager.close()

@@ -240,7 +240,13 @@ async def nudge(*, caller: Caller, opportunity_id: uuid.UUID, note: str = "") ->
         if existing is None:
             owner = await User.select(User.language).where(User.id == deal.owner_id).first()
             language = "en" if owner and str(owner["language"]).startswith("en") else "zh"
-            due = max(local + dt.timedelta(hours=1), local.replace(hour=18, minute=0, second=0, microsecond=0))
+            # An hour from now, not before 18:00, and still today (a nudge at 23:30 is due at 23:59).
+            end_of_day = local.replace(hour=23, minute=59, second=0, microsecond=0)
+            due = min(
+                max(local + dt.timedelta(hours=1), local.replace(hour=18, minute=0, second=0, microsecond=0)),
+                end_of_day,
+            )
+            due = max(due, local)
             version = await allocate_versions(store_scope(deal.store_id))
             await Task.insert(
                 Task(
