@@ -206,24 +206,29 @@ def add_up(parts: Sequence[Sequence[dict[str, Any]]], by: Sequence[str]) -> list
     return list(merged.values())
 
 
+async def fetch_records(sql: str, params: Sequence[Any]) -> list[Any]:
+    """PostgreSQL only: the driver's records (read by column name or position, no dict per row),
+    inside a transaction on its connection, else on a pooled one. ``{}`` placeholders."""
+    eng = engine()
+    assert isinstance(eng, PostgresEngine)
+    txn = eng.current_transaction.get()
+    if txn is not None:
+        return await txn.connection.fetch(_numbered(sql), *params)
+    if eng.pool is not None:
+        async with eng.pool.acquire() as connection:
+            return await connection.fetch(_numbered(sql), *params)
+    connection = await eng.get_new_connection()
+    try:
+        return await connection.fetch(_numbered(sql), *params)
+    finally:
+        await connection.close()
+
+
 async def fetch_lists(sql: str, params: Sequence[Any]) -> list[list[Any]]:
     """Rows as lists, straight from the driver on PostgreSQL (sync pages are large: no dict per
     row); inside a transaction on its connection. ``sql`` uses Piccolo's ``{}`` placeholders."""
-    eng = engine()
-    if isinstance(eng, PostgresEngine):
-        txn = eng.current_transaction.get()
-        if txn is not None:
-            records = await txn.connection.fetch(_numbered(sql), *params)
-        elif eng.pool is not None:
-            async with eng.pool.acquire() as connection:
-                records = await connection.fetch(_numbered(sql), *params)
-        else:
-            connection = await eng.get_new_connection()
-            try:
-                records = await connection.fetch(_numbered(sql), *params)
-            finally:
-                await connection.close()
-        return [list(r) for r in records]
+    if isinstance(engine(), PostgresEngine):
+        return [list(r) for r in await fetch_records(sql, params)]
     from server.sync.tables import ScopeVersion
 
     return [list(r.values()) for r in await ScopeVersion.raw(sql, *params)]

@@ -64,6 +64,7 @@ Identity kinds are :class:`shared.enums.IdentityKind` values; the import's field
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Literal
@@ -167,6 +168,12 @@ class Match(msgspec.Struct, frozen=True):
 # --- names and places --------------------------------------------------------------------------------
 
 
+# The helpers below are pure functions of short texts that recur across records (an import scores
+# the same names, cities and addresses again and again): cached.
+_CACHE = 1 << 17
+
+
+@functools.lru_cache(maxsize=_CACHE)
 def _compact(name: str) -> str:
     """王 芳 → 王芳; Latin names lower-cased with single spaces."""
     if any("a" <= c <= "z" or "A" <= c <= "Z" for c in name):
@@ -174,6 +181,7 @@ def _compact(name: str) -> str:
     return _SPACES.sub("", name)
 
 
+@functools.lru_cache(maxsize=_CACHE)
 def _fold(name: str) -> str:
     """Each confusable character replaced by its group's first: 王芳 and 汪方 fold alike."""
     return "".join(_FOLD.get(c, c) for c in name)
@@ -183,6 +191,7 @@ def _surname_length(name: str) -> int:
     return 2 if name[:2] in _COMPOUND_SURNAMES and len(name) > 2 else 1
 
 
+@functools.lru_cache(maxsize=_CACHE)
 def _title(name: str) -> str:
     """'先生' for 王先生 (a surname and a title, as reps and call centres write), else ''."""
     for title in _TITLES:
@@ -195,6 +204,7 @@ def _is_latin(name: str) -> bool:
     return any("a" <= c <= "z" for c in name)
 
 
+@functools.lru_cache(maxsize=_CACHE)
 def name_kind(a: str, b: str) -> tuple[str, float]:
     """How two compact names relate (a key of NAME_POINTS) and rapidfuzz's ratio (0..1)."""
     ratio = fuzz.ratio(a, b) / 100
@@ -236,6 +246,7 @@ def name_kind(a: str, b: str) -> tuple[str, float]:
     return "given_differs", ratio
 
 
+@functools.lru_cache(maxsize=_CACHE)
 def _place(text: str) -> str:
     """北京市 → 北京, 浦东新区 → 浦东: how sources differ in writing the same place."""
     text = text.strip()
@@ -252,25 +263,39 @@ def _city(p: Person) -> str:
 
 
 def _address_text(p: Person) -> str:
+    return _rest_of_address(p.address, p.province, p.city, p.district)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _rest_of_address(address: str, province: str, city: str, district: str) -> str:
     """The rest of the address as tokens (street, numbers, compound), without the unit words that
     sources write differently (3号楼2单元1203室 = 3栋2单元1203 = 3-2-1203) and without the
     province, city or district a source may have left in it."""
-    rest = _SPACES.sub("", p.address)
-    for place in (p.province, p.city, p.district):
+    rest = _SPACES.sub("", address)
+    for place in (province, city, district):
         for form in (place, _place(place)):
             if form and rest.startswith(form):
                 rest = rest[len(form) :]
     return " ".join(_TOKENS.findall(_UNIT_WORDS.sub(" ", rest)))
 
 
-def _identities(p: Person) -> set[tuple[IdentityKind, str]]:
-    found = set()
-    for kind, value in p.identities:
-        if kind not in _KINDS:
-            raise ValueError(f"record {p.id}: unknown identity kind {kind!r} (one of {', '.join(_KINDS)})")
-        if value:
-            found.add((_KINDS[kind], value))
-    return found
+def _identities(p: Person) -> frozenset[tuple[IdentityKind, str]]:
+    if not p.identities:
+        return frozenset()
+    try:
+        return _identity_set(p.identities)
+    except KeyError as exc:
+        raise ValueError(f"record {p.id}: unknown identity kind {exc.args[0]!r} (one of {', '.join(_KINDS)})") from None
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _identity_set(identities: tuple[tuple[str, str], ...]) -> frozenset[tuple[IdentityKind, str]]:
+    return frozenset((_KINDS[kind], value) for kind, value in identities if value)
+
+
+def identity_key(kind: str, value: str) -> str:
+    """The blocking key of one channel identity (``kind`` an IdentityKind value or an import field name)."""
+    return f"id:{_KINDS[kind]}:{value}"
 
 
 # --- blocking ----------------------------------------------------------------------------------------
@@ -291,14 +316,39 @@ def blocking_keys(p: Person) -> set[str]:
     keys = {f"phone:{d}" for d in p.phones if d}
     keys |= {f"email:{e}" for e in p.emails if e}
     keys |= {f"id:{kind}:{value}" for kind, value in _identities(p)}
-    name = _compact(p.name)
-    if name and not _title(name):
-        city = _city(p)
-        folded = _fold(name)
-        keys.add(f"name:{folded}|{city}")
-        if len(name) >= 3 and not _is_latin(name):
-            keys.add(f"name2:{folded[: _surname_length(name)]}*{folded[-1]}|{city}")
+    if p.name:
+        keys.update(_name_keys(p.name, _city(p)))
     return keys
+
+
+def search_keys(p: Person) -> set[str]:
+    """The :func:`blocking_keys` worth indexing and looking up when records are resolved in bulk:
+    all but the name keys that cannot bring a candidate above ``distinct``.
+
+    Found by a name key alone (no shared identity, phone or e-mail), a pair scores at most the
+    name's 3 points, +0.5 for the district, +2.5 for a similar address and +4 for the same
+    birthday; the review band starts at 4 points. So a name key matters only to records with an
+    address or a birthday, and the second name key (``name2:``, whose pairs are no closer than one
+    character more, +0.5) only to records with a birthday — on both sides of the pair, so the
+    pruned keys are neither indexed nor looked up. (A test checks the argument against
+    :func:`score`.)"""
+    keys = blocking_keys(p)
+    if p.birthday:
+        return keys
+    if not p.address:
+        return {k for k in keys if not k.startswith(("name:", "name2:"))}
+    return {k for k in keys if not k.startswith("name2:")}
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _name_keys(name: str, city: str) -> tuple[str, ...]:
+    name = _compact(name)
+    if not name or _title(name):
+        return ()
+    folded = _fold(name)
+    if len(name) >= 3 and not _is_latin(name):
+        return f"name:{folded}|{city}", f"name2:{folded[: _surname_length(name)]}*{folded[-1]}|{city}"
+    return (f"name:{folded}|{city}",)
 
 
 # --- scoring -----------------------------------------------------------------------------------------
@@ -426,13 +476,39 @@ def score(a: Person, b: Person) -> Match:
     return Match(value, decision, tuple(reasons), tuple(_zh(r) for r in reasons))
 
 
+_MOST_NAME_POINTS = max(NAME_POINTS.values())
+
+
+def may_match(a: Person, b: Person) -> bool:
+    """False only when :func:`score` would surely call the pair ``distinct``: a cheap upper bound
+    on the points, for the many candidates a name key brings (张伟 in 北京). With a shared channel
+    identity, phone or e-mail the pair is always scored in full; without, the points can only come
+    from the name, the district, the address and the birthday, and the caps and floors of
+    :func:`score` never lift such a pair to ``review``. (A test checks this against :func:`score`.)"""
+    if a.identities and b.identities and _identities(a) & _identities(b):
+        return True
+    if (a.phones and b.phones and not set(a.phones).isdisjoint(b.phones)) or (
+        a.emails and b.emails and not set(a.emails).isdisjoint(b.emails)
+    ):
+        return True
+    name_a, name_b = _compact(a.name), _compact(b.name)
+    points = NAME_POINTS[name_kind(name_a, name_b)[0]] if name_a and name_b else 0.0
+    if a.district and b.district:
+        points += DISTRICT_POINTS
+    if a.address and b.address:
+        points += ADDRESS_SIMILAR_POINTS
+    if a.birthday and a.birthday == b.birthday:
+        points += BIRTHDAY_POINTS
+    return round(_sigmoid(points), 4) >= REVIEW_AT
+
+
 def resolve(record: Person, candidates: list[Person]) -> tuple[Person | None, Match | None, list[tuple[Person, Match]]]:
     """Score ``record`` against its candidates: the best automatic-merge target and its match (None,
     None when no candidate reaches MERGE_AT; of equal scores the first), and every other candidate at
     or above REVIEW_AT with its match, best first. Among those, one at merge level means the record
     shows two customers we have to be one person (the import merges it into the target too); the
     rest are for a person to decide."""
-    scored = [(c, score(record, c)) for c in candidates if c.id != record.id]
+    scored = [(c, score(record, c)) for c in candidates if c.id != record.id and may_match(record, c)]
     best = None
     for n, (_, match) in enumerate(scored):
         if match.decision == "merge" and (best is None or match.score > scored[best][1].score):

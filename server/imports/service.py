@@ -22,12 +22,18 @@ A dry run does all of it in memory and writes only the job and its rejections.
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import concurrent.futures
 import csv
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import io
+import itertools
 import json
+import multiprocessing
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,9 +44,11 @@ from server.errors import Invalid, NotFound
 from server.imports import cleaning, matching, merging
 from server.imports.tables import ImportJob
 from server.sync.service import allocate_versions, store_scope
-from shared.ids import uuid7
+from shared.ids import uuid7, uuid7_texts
 
 BATCH = 2000
+PARALLEL_FROM = 3 * BATCH  # rows from which a file is cleaned in a worker process
+AHEAD = 2  # batches the worker cleans ahead of the one being resolved
 IDENTITY_FIELDS = ("pos_member_id", "online_shop_id", "wechat_unionid", "wechat_openid")
 # The mapping's field → the kind stored in customer_identities (shared.enums.IdentityKind).
 IDENTITY_KIND = {
@@ -122,10 +130,9 @@ def _read_xlsx(data: bytes) -> Table:
 # --- one row -------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Record:
     row_number: int
-    raw: dict[str, str]
     name: str
     phones: list[tuple[str, str, str]]  # (E.164, digits, kind)
     email: str | None
@@ -187,7 +194,6 @@ def clean_row(row_number: int, raw: dict[str, str]) -> Record:
     tags = [t for t in (cleaning.clean_text(x) for x in _split_tags(raw.get("tags", ""))) if t][:10]
     return Record(
         row_number=row_number,
-        raw=raw,
         name=name,
         phones=list(dict.fromkeys(phones)),
         email=email,
@@ -204,6 +210,19 @@ def clean_row(row_number: int, raw: dict[str, str]) -> Record:
     )
 
 
+def clean_rows(mapped: list[str | None], rows: list[tuple[int, list[str]]]) -> list[Record | tuple[int, str, str]]:
+    """Each row (its number and its cells) mapped and cleaned: a Record, or (number, field,
+    reason) when it is refused. Pure, so it runs in a worker process for big files."""
+    out: list[Record | tuple[int, str, str]] = []
+    for number, values in rows:
+        fields = {f: values[i] for i, f in enumerate(mapped) if f and i < len(values)}
+        try:
+            out.append(clean_row(number, fields))
+        except cleaning.Rejected as exc:
+            out.append((number, exc.field, exc.reason))
+    return out
+
+
 def _split_tags(text: str) -> list[str]:
     for sep in ("，", "、", ";", "；", "|"):
         text = text.replace(sep, ",")
@@ -217,7 +236,7 @@ def _sha256(data: bytes) -> str:
 # --- what we know of customers (from the database, and made by this run) ---------------------------------
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Known:
     id: str
     store_id: str
@@ -227,8 +246,14 @@ class Known:
     identities: set[tuple[str, str]]
     tags: set[str]
     new: bool = False  # made by this run (not in the database before it)
+    cached: matching.Person | None = None  # person(), until something changes
 
     def person(self) -> matching.Person:
+        if self.cached is None:
+            self.cached = self._person()
+        return self.cached
+
+    def _person(self) -> matching.Person:
         birthday = self.fields.get("birthday")
         return matching.Person(
             id=self.id,
@@ -253,8 +278,15 @@ def _in(values: list[Any]) -> str:
     return ", ".join("{}" for _ in values)
 
 
-async def _chunks(sql: str, values: list[Any], *extra: Any) -> list[dict[str, Any]]:
-    """``sql`` with one ``IN (%s)`` filled by ``values`` in chunks (parameter limits)."""
+async def _chunks(sql: str, values: list[Any], *extra: Any) -> list[Any]:
+    """``sql`` with one ``IN (%s)`` filled by ``values``: on PostgreSQL one array parameter
+    (``= ANY``: one statement, prepared once, whatever the count), on SQLite in chunks (its
+    parameter limit). Rows are read by column name."""
+    if not values:
+        return []
+    if db.is_postgres():
+        kind = "uuid" if isinstance(values[0], uuid.UUID) else "text"
+        return await db.fetch_records(sql.replace("IN (%s)", f"= ANY({{}}::{kind}[])"), [values, *extra])
     out: list[dict[str, Any]] = []
     for start in range(0, len(values), 1000):
         chunk = values[start : start + 1000]
@@ -302,10 +334,13 @@ async def candidates_in_db(records: list[Record]) -> set[str]:
     digits = sorted({p[1] for r in records for p in r.phones})
     values = sorted({v for r in records for _, v in r.identities})
     emails = sorted({r.email for r in records if r.email})
-    # Names alone are weak keys (张伟 is everywhere): with a city, only that city's namesakes.
-    names = sorted({r.name for r in records if r.name and not r.city})
-    named_in = sorted({r.name for r in records if r.name and r.city})
-    cities = sorted({r.city for r in records if r.name and r.city} | {""})
+    # Names alone are weak keys (张伟 is everywhere): with a city, only that city's namesakes; and
+    # only for records a namesake could be found for (with an address or a birthday:
+    # matching.search_keys says why).
+    named = [r for r in records if r.name and (r.address or r.birthday)]
+    names = sorted({r.name for r in named if not r.city})
+    named_in = sorted({r.name for r in named if r.city})
+    cities = sorted({r.city for r in named if r.city} | {""})
     found: set[str] = set()
     if digits:
         found |= {
@@ -385,6 +420,7 @@ class Importer:
         users: dict[str, tuple[str, str]],
         progress: Callable[[int, int, Counts], None] | None = None,
         now: dt.datetime | None = None,
+        workers: int = 1,
     ) -> None:
         self.job = job
         self.job_id = uuid.UUID(str(job["id"]))
@@ -401,30 +437,76 @@ class Importer:
         self.index: dict[str, set[str]] = {}  # blocking key → customers made or changed by this run
         self.gone: set[str] = set()  # merged away during this run
         self.identity_owner: dict[tuple[str, str], str] = {}  # a channel identity belongs to one customer
+        self._ids: Iterator[str] = iter(())
+        self.workers = workers
+        self.pipelined = False
+        self._writing: asyncio.Task | None = None
+        self.headers: list[str] = []
+        self.columns: dict[str, str | None] = {}
 
-    def _remember(self, known: Known) -> None:
+    def _new_id(self) -> str:
+        """A fresh UUIDv7 as text (made a few thousand at a time)."""
+        ident = next(self._ids, None)
+        if ident is None:
+            self._ids = iter(uuid7_texts(4096))
+            ident = next(self._ids)
+        return ident
+
+    def _remember(self, known: Known, keys: set[str] | None = None) -> None:
+        """Index ``known`` under its blocking keys (``keys`` when the caller has them already)."""
         self.known[known.id] = known
-        for key in matching.blocking_keys(known.person()):
-            self.index.setdefault(key, set()).add(known.id)
+        index = self.index
+        for key in keys if keys is not None else matching.search_keys(known.person()):
+            found = index.get(key)
+            if found is None:
+                index[key] = {known.id}
+            else:
+                found.add(known.id)
         for identity in known.identities:
             self.identity_owner.setdefault(identity, known.id)
 
     async def run(self, table: Table, columns: dict[str, str | None]) -> Counts:
         start = int(self.job["next_row"])
+        self.headers, self.columns = table.headers, columns
         mapped = [columns.get(h) for h in table.headers]
-        batch: list[tuple[int, dict[str, str], dict[str, str]]] = []
-        number = 0
-        for number, values in enumerate(table.rows, start=1):
-            if number <= start:
-                continue  # done by an earlier run of this job
-            original = {h: (values[i] if i < len(values) else "") for i, h in enumerate(table.headers)}
-            fields = {f: original[h] for h, f in zip(table.headers, mapped, strict=True) if f}
-            batch.append((number, original, fields))
-            if len(batch) >= BATCH:
-                await self._batch(batch, number, table.total)
-                batch = []
-        if batch:
-            await self._batch(batch, number, table.total)
+        batches = self._batches(table, start)
+        number = start
+        # Big customer files: the cleaning runs in a worker process a batch or two ahead, and each
+        # batch's writes (PostgreSQL) overlap the next batch's resolution. Order files, small files
+        # and SQLite (one writer) go one batch after the other.
+        pool = None
+        if type(self) is Importer and table.total - start >= PARALLEL_FROM and self.workers:
+            pool = _cleaning_pool(self.workers)
+        self.pipelined = pool is not None and db.is_postgres()
+        ahead: collections.deque = collections.deque()
+        try:
+            if pool is None:
+                for batch in batches:
+                    number = batch[-1][0]
+                    await self._batch(batch, number, table.total, None)
+            else:
+                loop = asyncio.get_running_loop()
+                for batch in itertools.islice(batches, AHEAD):
+                    ahead.append((batch, loop.run_in_executor(pool, clean_rows, mapped, batch)))
+                while ahead:
+                    batch, cleaned = ahead.popleft()
+                    following = next(batches, None)
+                    if following is not None:
+                        ahead.append((following, loop.run_in_executor(pool, clean_rows, mapped, following)))
+                    number = batch[-1][0]
+                    await self._batch(batch, number, table.total, await cleaned)
+                    # What this run knows grows by a batch of long-lived objects each time; the
+                    # cyclic collector would walk all of them again and again (a third of the
+                    # time of a big import). Frozen, it leaves them be; unfrozen at the end.
+                    gc.freeze()
+            await self._drain()
+        finally:
+            if pool is not None:
+                gc.unfreeze()
+            if self._writing is not None and not self._writing.done():
+                self._writing.cancel()
+            for _, cleaning_ahead in ahead:  # stopped half-way: the worker drops what is queued
+                cleaning_ahead.cancel()
         await ImportJob.raw(
             "UPDATE import_jobs SET status = 'done', finished_at = {}, total_rows = {} WHERE id = {}",
             dt.datetime.now(dt.UTC),
@@ -433,12 +515,39 @@ class Importer:
         )
         return self.counts
 
-    async def _batch(self, batch: list[tuple[int, dict, dict]], last: int, total: int) -> None:
+    def _batches(self, table: Table, start: int) -> Iterator[list[tuple[int, list[str]]]]:
+        """The file's rows after ``start`` (done by an earlier run of this job), BATCH at a time."""
+        batch: list[tuple[int, list[str]]] = []
+        for number, values in enumerate(table.rows, start=1):
+            if number <= start:
+                continue
+            batch.append((number, values))
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _original(self, values: list[str]) -> dict[str, str]:
+        """A row as it was in the file, header → cell (kept with a rejection)."""
+        return {h: (values[i] if i < len(values) else "") for i, h in enumerate(self.headers)}
+
+    async def _batch(
+        self,
+        batch: list[tuple[int, list[str]]],
+        last: int,
+        total: int,
+        cleaned: list[Record | tuple[int, str, str]] | None,
+    ) -> None:
         plan = Plan()
         records: list[Record] = []
-        for number, original, fields in batch:
+        if cleaned is None:
+            cleaned = clean_rows([self.columns.get(h) for h in self.headers], batch)
+        for (number, values), record in zip(batch, cleaned, strict=True):
+            if isinstance(record, tuple):
+                plan.rejections.append((number, record[1], record[2], self._original(values)))
+                continue
             try:
-                record = clean_row(number, fields)
                 if record.store_code and record.store_code not in self.stores:
                     raise cleaning.Rejected("store_code", f"no store with code {record.store_code!r}")
                 if not record.store_code and self.default_store is None:
@@ -452,16 +561,14 @@ class Importer:
                         )
                 records.append(record)
             except cleaning.Rejected as exc:
-                plan.rejections.append((number, exc.field, exc.reason, original))
+                plan.rejections.append((number, exc.field, exc.reason, self._original(values)))
         in_db = await candidates_in_db(records)
         fresh = in_db - set(self.known) - self.gone
         for known in (await load_known(fresh)).values():
             self._remember(known)
         for record in records:
             self._decide(record, plan)
-        await self._write(plan, last)
-        if self.progress:
-            self.progress(last, total, self.counts)
+        await self._write(plan, last, total)
 
     def _decide(self, record: Record, plan: Plan) -> None:
         _, outcome = self._resolve(record, plan)
@@ -470,40 +577,46 @@ class Importer:
     def _resolve(self, record: Record, plan: Plan, *, may_create: bool = True) -> tuple[Known | None, str]:
         """The customer the record is (found, or made): with created | updated | unchanged | merged."""
         person = record.person()
+        keys = matching.search_keys(person)
+        index, known, gone = self.index, self.known, self.gone
         ids: set[str] = set()
-        for key in matching.blocking_keys(person):
-            ids |= self.index.get(key, set())
-        candidates = [self.known[i] for i in ids if i in self.known and i not in self.gone]
-        target, _match, review = matching.resolve(person, [c.person() for c in candidates])
+        for key in keys:
+            found = index.get(key)
+            if found:
+                ids |= found
+        candidates = [known[i] for i in ids if i in known and i not in gone]
+        if not candidates:
+            target, review = None, []
+        else:
+            target, _match, review = matching.resolve(person, [c.person() for c in candidates])
         if target is None:
             if not may_create:
                 return None, "rejected"
-            known = self._create(record, plan)
+            made = self._create(record, plan, keys)
             for other, m in review:
-                other_known = self.known[other.id]
-                if other_known.store_id == known.store_id:
-                    plan.reviews.append((known.store_id, other.id, known.id, m.score, m.reasons))
+                if known[other.id].store_id == made.store_id:
+                    plan.reviews.append((made.store_id, other.id, made.id, m.score, m.reasons))
                     self.counts.review += 1
-            return known, "created"
-        existing = self.known[target.id]
+            return made, "created"
+        existing = known[target.id]
         strong = _shares(existing, record)
         changed = self._attach(existing, record, plan)
-        # Other customers this row proves to be the same person: merged into the target.
+        # Other customers this row proves to be the same person (scored at merge level by
+        # matching.resolve): merged into the target.
         folded = False
-        for other in candidates:
-            if other.id == existing.id or other.id in self.gone:
-                continue
-            m = matching.score(person, other.person())
-            if m.decision != "merge":
+        for other_person, m in review:
+            other = known[other_person.id]
+            if m.decision != "merge" or other.id in gone:
                 continue
             if other.store_id == existing.store_id and not other.new:
                 plan.merges.append((existing.id, other.id, m.score, m.reasons))
-                self.gone.add(other.id)
+                gone.add(other.id)
                 folded = True
             elif other.store_id == existing.store_id:
                 plan.reviews.append((existing.store_id, existing.id, other.id, m.score, m.reasons))
                 self.counts.review += 1
-        self._remember(existing)
+        if existing.cached is None:  # it took something new (person() was cached as a candidate above)
+            self._remember(existing)
         if folded or not strong:
             return existing, "merged"
         return existing, "updated" if changed else "unchanged"
@@ -511,8 +624,9 @@ class Importer:
     def _store_of(self, record: Record) -> str:
         return self.stores[record.store_code] if record.store_code else str(self.default_store)
 
-    def _create(self, record: Record, plan: Plan) -> Known:
-        ident = str(uuid7())
+    def _create(self, record: Record, plan: Plan, keys: set[str] | None = None) -> Known:
+        """A new customer from ``record`` (``keys``: the record's blocking keys, when known)."""
+        ident = self._new_id()
         store = self._store_of(record)
         owner = self.users[record.owner_username][0] if record.owner_username else None
         fields = {
@@ -527,16 +641,21 @@ class Importer:
         plan.customers.append((ident, store, owner, record.name, fields))
         known = Known(ident, store, record.name, fields, set(), set(), set(), new=True)
         for n, (number, digits, kind) in enumerate(record.phones):
-            plan.phones.append((str(uuid7()), store, ident, number, digits, kind, n == 0))
+            plan.phones.append((self._new_id(), store, ident, number, digits, kind, n == 0))
             known.phones.add(digits)
+        taken = []
         for kind, value in record.identities:
             if not self._identity_taken(kind, value):
-                plan.identities.append((str(uuid7()), store, ident, kind, value))
+                plan.identities.append((self._new_id(), store, ident, kind, value))
                 known.identities.add((kind, value))
+            else:
+                taken.append(matching.identity_key(kind, value))
         for tag in record.tags:
-            plan.tags.append((str(uuid7()), store, ident, tag))
+            plan.tags.append((self._new_id(), store, ident, tag))
             known.tags.add(tag)
-        self._remember(known)
+        if keys is not None and taken:  # an identity someone else has is not this customer's key
+            keys = keys - set(taken)
+        self._remember(known, keys)
         return known
 
     def _identity_taken(self, kind: str, value: str) -> bool:
@@ -547,17 +666,17 @@ class Importer:
         changed = False
         for number, digits, kind in record.phones:
             if digits not in existing.phones:
-                plan.phones.append((str(uuid7()), existing.store_id, existing.id, number, digits, kind, False))
+                plan.phones.append((self._new_id(), existing.store_id, existing.id, number, digits, kind, False))
                 existing.phones.add(digits)
                 changed = True
         for kind, value in record.identities:
             if (kind, value) not in existing.identities and not self._identity_taken(kind, value):
-                plan.identities.append((str(uuid7()), existing.store_id, existing.id, kind, value))
+                plan.identities.append((self._new_id(), existing.store_id, existing.id, kind, value))
                 existing.identities.add((kind, value))
                 changed = True
         for tag in record.tags:
             if tag not in existing.tags:
-                plan.tags.append((str(uuid7()), existing.store_id, existing.id, tag))
+                plan.tags.append((self._new_id(), existing.store_id, existing.id, tag))
                 existing.tags.add(tag)
                 changed = True
         values = {
@@ -572,13 +691,33 @@ class Importer:
         for field, value in values.items():
             if value not in (None, "") and existing.fields.get(field) in (None, ""):
                 existing.fields[field] = value
+                existing.cached = None
                 if existing.new:  # not written yet: the insert carries it
                     continue
                 plan.fills.setdefault(existing.id, {})[field] = value
                 changed = True
+        if changed:
+            existing.cached = None
         return changed
 
-    async def _write(self, plan: Plan, last: int) -> None:
+    async def _write(self, plan: Plan, last: int, total: int) -> None:
+        """Write one batch with the job's counters and position, in one transaction. Pipelined,
+        the previous batch's write is awaited first (so batches commit in order, and a failed
+        write stops the run) and this one goes on while the caller resolves the next batch."""
+        self.counts.rejected += len(plan.rejections)
+        counts = dataclasses.replace(self.counts)  # as of this batch: what resume starts from
+        if not self.pipelined:
+            await self._commit(plan, last, total, counts)
+            return
+        await self._drain()
+        self._writing = asyncio.get_running_loop().create_task(self._commit(plan, last, total, counts))
+
+    async def _drain(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
+
+    async def _commit(self, plan: Plan, last: int, total: int, c: Counts) -> None:
         async with db.transaction():
             if not self.dry_run:
                 await self._write_rows(plan)
@@ -589,13 +728,13 @@ class Importer:
             await db.insert_many(
                 "import_rejections", ("id", "job_id", "row_number", "field", "reason", "raw"), rejections
             )
-            self.counts.rejected += len(rejections)
-            c = self.counts
             await ImportJob.raw(
                 "UPDATE import_jobs SET next_row = {}, created = {}, updated = {}, unchanged = {}, merged = {}, "
                 "rejected = {}, review = {} WHERE id = {}",
                 last, c.created, c.updated, c.unchanged, c.merged, c.rejected, c.review, self.job_id,
             )  # fmt: skip
+        if self.progress:
+            self.progress(last, total, c)
 
     async def _write_orders(self, plan: Plan, counters: dict[str, Iterator[int]]) -> None:
         raise NotImplementedError  # only order files have orders
@@ -621,7 +760,7 @@ class Importer:
             ("id", "version", "deleted", "updated_at", "store_id", "owner_id", "name", "gender", "birthday", "email",
              "province", "city", "district", "address", "consents", "field_clocks", "created_at"),
             [
-                (uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(o) if o else None, name,
+                (i, next(counters[s]), False, now, s, o, name,
                  f["gender"], f["birthday"], f["email"], f["province"] or "", f["city"] or "", f["district"] or "",
                  f["address"] or "", "{}", "{}", now)
                 for i, s, o, name, f in plan.customers
@@ -631,19 +770,19 @@ class Importer:
             "customer_phones",
             ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "number", "digits", "kind",
              "is_primary", "created_at"),
-            [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), n, d, k, p, now)
+            [(i, next(counters[s]), False, now, s, c, n, d, k, p, now)
              for i, s, c, n, d, k, p in plan.phones],
         )  # fmt: skip
         await _copy(
             "customer_identities",
             ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "kind", "value", "created_at"),
-            [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), k, v, now)
+            [(i, next(counters[s]), False, now, s, c, k, v, now)
              for i, s, c, k, v in plan.identities],
         )  # fmt: skip
         await _copy(
             "customer_tags",
             ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "tag", "created_at"),
-            [(uuid.UUID(i), next(counters[s]), False, now, uuid.UUID(s), uuid.UUID(c), t, now)
+            [(i, next(counters[s]), False, now, s, c, t, now)
              for i, s, c, t in plan.tags],
         )  # fmt: skip
         if plan.orders or plan.lines:
@@ -676,7 +815,22 @@ class Importer:
             )  # fmt: skip
 
 
+_pools: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
+
+
+def _cleaning_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """Worker processes for cleaning (started once per process with "spawn": the importer may
+    run inside the API server, whose event loop and connections a forked child must not share)."""
+    pool = _pools.get(workers)
+    if pool is None or getattr(pool, "_broken", False):
+        pool = _pools[workers] = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        )
+    return pool
+
+
 async def _copy(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """COPY on PostgreSQL (ids may be given as text: both drivers take UUIDs written out)."""
     await db.insert_many(table, columns, rows, copy=True)
 
 
@@ -969,11 +1123,20 @@ class OrderImporter(Importer):
     def _ref(self, ref: str) -> str:
         return f"{self.source}:{ref}"[:64]
 
-    async def _batch(self, batch: list[tuple[int, dict, dict]], last: int, total: int) -> None:
+    async def _batch(
+        self,
+        batch: list[tuple[int, list[str]]],
+        last: int,
+        total: int,
+        cleaned: list[Record | tuple[int, str, str]] | None,
+    ) -> None:
         products, categories = await self._catalog()
         plan = Plan()
         good: list[tuple[int, dict, Record, OrderRow]] = []
-        for number, original, fields in batch:
+        mapped = [self.columns.get(h) for h in self.headers]
+        for number, values in batch:
+            original = self._original(values)
+            fields = {f: values[i] for i, f in enumerate(mapped) if f and i < len(values)}
             try:
                 order = clean_order_row(fields, self.source)
                 try:
@@ -1022,9 +1185,7 @@ class OrderImporter(Importer):
                  order.product_name or order.sku, order.quantity, order.unit_price, order.amount)
             )  # fmt: skip
             self.counts.created += 1
-        await self._write(plan, last)
-        if self.progress:
-            self.progress(last, total, self.counts)
+        await self._write(plan, last, total)
 
     async def _write_orders(self, plan: Plan, counters: dict[str, Iterator[int]]) -> None:
         from decimal import Decimal
