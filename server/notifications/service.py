@@ -766,7 +766,7 @@ async def set_follow(
     version = await allocate_versions(user_scope(caller.user_id))
     await Notification.raw(
         "INSERT INTO customer_follows (id, version, deleted, updated_at, user_id, customer_id, store_id, following, "
-        "created_at) VALUES ({}, {}, false, {}, {}, {}, {}, {}, {}) ON CONFLICT (id) DO UPDATE SET "
+        "created_at) VALUES ({}, {}, false, {}, {}, {}, {}, {}, {}) ON CONFLICT (id) DO UPDATE SET deleted = false, "
         "following = excluded.following, version = excluded.version, updated_at = excluded.updated_at",
         expected,
         version,

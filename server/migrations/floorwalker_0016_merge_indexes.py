@@ -1,0 +1,35 @@
+"""Merges, more indexes: a merge looks up the open review pairs that name the merged-away customer
+on either side (the pair index covers ``customer_a`` only) and the aliases that point at it (A→B,
+then B→C), once per merge — an import that merges thousands must not scan either table each time."""
+
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+
+ID = "2026-12-01T16:30:00:000000"
+VERSION = "1.38.0"
+DESCRIPTION = "merge lookups: review pairs by their second customer, aliases by survivor"
+
+FORWARDS = [
+    "CREATE INDEX IF NOT EXISTS ix_merge_candidates_b_open ON merge_candidates (customer_b) WHERE status = 'open'",
+    "CREATE INDEX IF NOT EXISTS ix_customer_aliases_survivor ON customer_aliases (survivor_id) WHERE deleted = false",
+]
+BACKWARDS = [f"DROP INDEX IF EXISTS {s.split(' ON ')[0].split()[-1]}" for s in FORWARDS]
+
+
+async def forwards():
+    manager = MigrationManager(migration_id=ID, app_name="floorwalker", description=DESCRIPTION)
+
+    async def run(statements: list[str]) -> None:
+        from server.db import engine
+
+        for sql in statements:
+            await engine().run_ddl(sql)
+
+    async def up():
+        await run(FORWARDS)
+
+    async def down():
+        await run(BACKWARDS)
+
+    manager.add_raw(up)
+    manager.add_raw_backwards(down)
+    return manager
