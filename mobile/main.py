@@ -4,6 +4,7 @@ CanvasKit engine and the Chinese font come from this machine, never from a CDN).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -31,7 +32,21 @@ async def main(page: ft.Page) -> None:
     state = AppState(server_url=server_url_from_env())
     state.locale = pick_locale(os.environ.get("FLOORWALKER_LOCALE") or "zh")
     launcher = ft.UrlLauncher()
-    picker = ft.FilePicker()  # report exports: a download in the browser, a save dialog elsewhere
+    # Report exports and rejected rows: a download in the browser, a save dialog elsewhere; and
+    # files to import, picked with their bytes (a browser gives no path).
+    picker = ft.FilePicker()
+
+    async def pick() -> tuple[str, bytes] | None:
+        files = await picker.pick_files(
+            file_type=ft.FilePickerFileType.CUSTOM, allowed_extensions=["csv", "xlsx"], with_data=True
+        )
+        if not files:
+            return None  # cancelled
+        chosen = files[0]
+        if chosen.bytes is None and chosen.path:  # a desktop picker that gave the path only
+            return chosen.name, await asyncio.to_thread(Path(chosen.path).read_bytes)
+        return chosen.name, chosen.bytes or b""
+
     alarms = None
     if page.platform == ft.PagePlatform.ANDROID:  # the packaged app: reminders as local notifications
         scheduler = android_scheduler()
@@ -47,6 +62,7 @@ async def main(page: ft.Page) -> None:
         launch=lambda url: launcher.launch_url(url),
         alarms=alarms,
         save=lambda name, data: picker.save_file(file_name=name, src_bytes=data),
+        pick=pick,
     )
     state.set_wide(page.width)
 

@@ -208,6 +208,24 @@ class AppState(DeskActions):
     desk_imports: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     desk_candidates: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     desk_error: str | None = None
+    # The import screen on the desk (mobile/desktop.py): the picked file (its bytes are not observed),
+    # the server's preview of it, the mapping being edited, and the job run from it — a dry run
+    # first, then the real import of exactly what the dry run checked.
+    import_file: str = ""
+    import_kind: str = "customers"
+    import_source: str = "excel"
+    import_store_code: str | None = None  # a store code, "" = each row's store column, None = the user's own
+    import_preview: dict[str, Any] | None = None
+    import_columns: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    import_templates: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    import_template: str = ""  # the template last applied or saved
+    import_template_name: str = ""
+    seed_template_name: str = ""
+    import_job: dict[str, Any] | None = None
+    import_checked: str = ""  # what the last finished dry run checked (the file, kind, store, mapping)
+    import_rejections: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    import_error: str | None = None
+    import_busy: bool = False
     # The managers' desktop (mobile/desktop.py): board filters, reports, drill-down, roll-out.
     board_owner: str = ""
     nudged: list[str] = dataclasses.field(default_factory=list)  # deals nudged from this screen
@@ -257,6 +275,7 @@ class AppState(DeskActions):
         alarms: Any = None,
         save: Callable[[str, bytes], Any] | None = None,
         capture: Callable[[], Any] | None = None,
+        pick: Callable[[], Any] | None = None,
     ) -> AppState:
         self._store = store
         self._navigate = navigate
@@ -271,6 +290,9 @@ class AppState(DeskActions):
         self._alarm_round: asyncio.Task | None = None
         self._save = save  # (file name, bytes) → a download (web) or a save dialog
         self._capture = capture  # () → PNG bytes of the current screen, for feedback
+        self._pick = pick  # () → (file name, bytes) of a CSV / XLSX file the user picked, or None
+        self._import_data: bytes | None = None  # the picked file (not observed: it can be large)
+        self._import_digest = ""
         self._shot: bytes | None = None
         self.screen_ref: ft.Ref = ft.Ref()  # the Shell's ft.Screenshot around the current screen
         if capture is None:
@@ -908,11 +930,11 @@ class AppState(DeskActions):
     def is_manager(self) -> bool:
         return self.user is not None and self.user.role.value != "rep"
 
-    async def _api(self, method: str, path: str, **options: Any) -> Any:
+    async def _api(self, method: str, path: str, *, seconds: float = 15, **options: Any) -> Any:
         assert self._device is not None
         session = self._device.session
         async with httpx.AsyncClient(
-            base_url=session.credentials.server_url, transport=self._transport, timeout=15
+            base_url=session.credentials.server_url, transport=self._transport, timeout=seconds
         ) as http:
             for refresh in (False, True):
                 token = await session.token(refresh)

@@ -190,3 +190,11 @@ async def choose(bar: BaseControl, index: int) -> Any:
     """Pick destination ``index`` of a NavigationBar / NavigationRail."""
     bar.selected_index = index
     return await fire(bar.on_change, ft.Event(name="change", control=bar))
+
+
+async def pick(dropdown: ft.Dropdown, key: str) -> Any:
+    """Choose the option ``key`` of a dropdown: Flet sets ``value`` and sends ``select``."""
+    assert not getattr(dropdown, "disabled", False), f"{dropdown} is disabled"
+    assert key in [o.key for o in dropdown.options], f"no option {key!r} in {[o.key for o in dropdown.options]}"
+    dropdown.value = key
+    return await fire(dropdown.on_select, ft.Event(name="select", control=dropdown))

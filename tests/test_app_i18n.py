@@ -15,6 +15,7 @@ import pytest
 from mobile import desktop, engine, state
 from mobile.i18n import CATALOGUES, DEFAULT_LOCALE, EN, LOCALES, ZH, pick_locale, t
 from mobile.ui import screens
+from shared import imports as import_rules
 from shared import sync as proto
 from shared.enums import (
     ComplaintCategory,
@@ -178,6 +179,9 @@ DYNAMIC: dict[str, set[str]] = {
     "report.name.": set(desktop.TABLE_REPORTS),  # the report picker
     "report.export_": {"csv", "xlsx"},
     "rollout.status.": {"planned", "live"},  # a wave's status
+    "import.kind.": set(import_rules.KINDS),  # the import screen: what the file holds
+    "import.source.": set(import_rules.SOURCES),  # where it comes from
+    "import.problem.": set(import_rules.PROBLEMS),  # what its mapping still lacks
     # why the phone refused an edit: the fields a rep's own actions can trip (others fall back to
     # the validation's sentence)
     "profile.": set(state.PROFILE_FIELDS),  # the card's details form labels its fields so

@@ -10,6 +10,7 @@ from mobile import queries
 from mobile.i18n import CATALOGUES
 from mobile.state import FILTERS, AppState, money
 from mobile.ui.common import Field, ago, header, local_time, muted, pill, sync_badge, sync_label
+from mobile.ui.imports import import_panel
 from shared.phones import display as display_phone
 
 BIG = 48  # minimum height of a tap target (one-handed use)
@@ -496,7 +497,8 @@ def _decide(state: AppState, candidate_id: str, decision: str):
 
 @ft.component
 def DeskScreen(state: AppState) -> ft.Control:
-    """Imports with their progress and counts, and the possible duplicates to decide (managers)."""
+    """A file to import (mapped, tried, imported), the recent imports with their progress and counts,
+    and the possible duplicates to decide (managers)."""
     ft.use_effect(lambda: asyncio.ensure_future(state.load_desk()), [])
     rows: list[ft.Control] = [
         header(
@@ -506,6 +508,7 @@ def DeskScreen(state: AppState) -> ft.Control:
     ]
     if state.desk_error:
         rows.append(ft.Text(state.desk_error, color=ft.Colors.RED_700, key="desk-error"))
+    rows.extend(import_panel(state))
     rows.append(header(state.tr("desk.imports")))
     if not state.desk_imports:
         rows.append(muted(state.tr("desk.no_imports")))

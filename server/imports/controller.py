@@ -29,6 +29,7 @@ log = logging.getLogger("floorwalker.imports")
 
 MAX_UPLOAD = 200 * 1024 * 1024
 Name = Annotated[str, QueryParameter(min_length=1, max_length=200, pattern=NO_NUL)]
+Kind = Annotated[str, QueryParameter(pattern="^(customers|orders)$", description="a customer file or an order file")]
 _running: set[asyncio.Task] = set()
 
 
@@ -65,6 +66,33 @@ def _job_out(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _columns(text: str | None) -> dict[str, str | None] | None:
+    """The ``columns`` query parameter: a JSON object of header → field (or null: not imported)."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        detail = f"{exc.msg} at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise Invalid(f"columns is not valid JSON ({detail})", field="columns") from None
+    if not isinstance(value, dict) or not value:
+        raise Invalid(
+            'columns is a JSON object of header → field, e.g. {"姓名": "name", "备注": null}', field="columns"
+        )
+    wrong = next((h for h, f in value.items() if f is not None and not isinstance(f, str)), None)
+    if wrong is not None:
+        raise Invalid(f"columns maps header names to field names (or null); {wrong!r} is not", field="columns")
+    return value
+
+
+def _table(data: bytes, file_name: str) -> service.Table:
+    """The file read as a table; an unreadable one is the caller's problem (4xx), not a crash."""
+    try:
+        return service.read_table(data, file_name)
+    except cleaning.Rejected as exc:
+        raise Invalid(exc.reason, field="file") from None
+
+
 async def _job_in_scope(caller: Caller, job_id: uuid.UUID) -> dict[str, Any]:
     row = await service.job(job_id)
     if row["store_id"] is not None and not caller.sees(row["store_id"]):
@@ -84,12 +112,12 @@ class ImportController(Controller):
         request: Request,
         caller: CallerDep,
         file_name: Name,
-        kind: Annotated[str, QueryParameter(pattern="^(customers|orders)$")] = "customers",
+        kind: Kind = "customers",
     ) -> dict:
         """The file's headers, the suggested mapping and its first rows (send the file as the body)."""
         _manager(caller)
         data = await request.body()
-        table = service.read_table(data, file_name)
+        table = _table(data, file_name)
         first = [row for _, row in zip(range(10), table.rows, strict=False)]
         return {
             "headers": table.headers,
@@ -110,9 +138,22 @@ class ImportController(Controller):
         mapping: Annotated[str | None, QueryParameter(max_length=64, pattern=NO_NUL)] = None,
         dry_run: Annotated[bool, QueryParameter(description="show what would happen")] = False,
         source: Annotated[str, QueryParameter(pattern="^(pos|online_shop|wechat|call_centre|excel)$")] = "excel",
+        kind: Kind = "customers",
+        columns: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=20_000,
+                pattern=NO_NUL,
+                description='the mapping itself instead of a template: JSON {"header": "field" or null}',
+            ),
+        ] = None,
     ) -> dict:
-        """Start importing the file sent as the body; answers at once with the job (poll it)."""
+        """Start importing the file sent as the body; answers at once with the job (poll it). The
+        mapping is the template named ``mapping``, or ``columns``, or else suggested from the headers."""
         _manager(caller)
+        ad_hoc = _columns(columns)
+        if ad_hoc is not None and mapping is not None:
+            raise Invalid("give a template name (mapping) or the columns, not both", field="columns")
         if store is None and not caller.sees_all and caller.store_id is not None:
             store = None if caller.store_id is None else await _code_of(caller.store_id)
         if store is not None:
@@ -122,10 +163,13 @@ class ImportController(Controller):
         data = await request.body()
         if not data:
             raise Invalid("send the file as the request body", field="file")
-        job, table, _ = await service.create_job(
-            data, file_name, mapping=mapping, store_code=store, dry_run=dry_run, source=source,
-            created_by=caller.user_id,
-        )  # fmt: skip
+        try:
+            job, table, _ = await service.create_job(
+                data, file_name, kind=kind, mapping=mapping, columns=ad_hoc, store_code=store, dry_run=dry_run,
+                source=source, created_by=caller.user_id,
+            )  # fmt: skip
+        except cleaning.Rejected as exc:  # the file's text cannot be read
+            raise Invalid(exc.reason, field="file") from None
 
         async def work() -> None:
             try:
@@ -172,6 +216,29 @@ class ImportController(Controller):
             body, media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="rejected-{job_id}.csv"'},
         )  # fmt: skip
+
+    @get("/{job_id:uuid}/rejections")
+    async def rejections(
+        self,
+        caller: CallerDep,
+        job_id: FromPath[uuid.UUID],
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 20,
+    ) -> list[dict]:
+        """The first rejected rows (by row number): the field and reason, and the row as it was in the
+        file (header → value). The whole list is rejected.csv."""
+        _manager(caller)
+        await _job_in_scope(caller, job_id)
+        rows = await ImportJob.raw(
+            "SELECT row_number, field, reason, raw FROM import_rejections WHERE job_id = {} "
+            "ORDER BY row_number LIMIT {}",
+            job_id,
+            limit,
+        )
+        return [
+            {"row_number": r["row_number"], "field": r["field"], "reason": r["reason"],
+             "raw": r["raw"] if isinstance(r["raw"], dict) else json.loads(r["raw"])}
+            for r in rows
+        ]  # fmt: skip
 
     @get("/mappings")
     async def mappings(self, caller: CallerDep) -> list[dict]:
