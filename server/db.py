@@ -134,6 +134,24 @@ LARGE_SORTS = {"work_mem": "64MB"}
 MERGE_NOT_HASH = {**LARGE_SORTS, "enable_hashjoin": "off", "enable_hashagg": "off"}
 
 
+# For many index probes in a row (an import looking up 2,000 phones at once): priced as reads from
+# memory, and no parallel workers (which only pay off for scans the probes replace).
+PROBES = {"random_page_cost": "1.1", "max_parallel_workers_per_gather": "0"}
+
+
+@contextlib.asynccontextmanager
+async def reading(set_local: Mapping[str, str]) -> AsyncIterator[None]:
+    """A transaction for a run of reads with ``set_local`` settings (PostgreSQL: SET LOCAL, so they
+    end with it). Inside a transaction already, or on SQLite, the reads just run."""
+    eng = engine()
+    if not isinstance(eng, PostgresEngine) or eng.current_transaction.get() is not None:
+        yield
+        return
+    async with eng.transaction() as txn:
+        await txn.connection.execute("; ".join(f"SET LOCAL {name} = '{value}'" for name, value in set_local.items()))
+        yield
+
+
 async def fetch_report(
     sql: str, params: Sequence[Any], set_local: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ import io
 import itertools
 import json
 import multiprocessing
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,6 +50,8 @@ from shared.ids import uuid7, uuid7_texts
 BATCH = 2000
 PARALLEL_FROM = 3 * BATCH  # rows from which a file is cleaned in a worker process
 AHEAD = 2  # batches the worker cleans ahead of the one being resolved
+KEYS_UP_FRONT_RATIO = 4  # read every key up front when the file has ≥ a quarter as many rows as we have customers
+LATE_MARGIN = dt.timedelta(minutes=1)  # clocks of other writers may lag a little
 IDENTITY_FIELDS = ("pos_member_id", "online_shop_id", "wechat_unionid", "wechat_openid")
 # The mapping's field → the kind stored in customer_identities (shared.enums.IdentityKind).
 IDENTITY_KIND = {
@@ -328,9 +331,38 @@ async def load_known(ids: set[str]) -> dict[str, Known]:
     return out
 
 
-async def candidates_in_db(records: list[Record]) -> set[str]:
+@dataclasses.dataclass
+class KeysInDb:
+    """The keys the database's live customers can be found by (what :func:`candidates_in_db`
+    looks up), read once when a big import starts: a batch then asks the database only for the
+    keys it holds — none, for people new to the chain — instead of probing the indexes 5,000
+    times a batch. Customers others add while the import runs are checked at its end
+    (:meth:`Importer._late_arrivals`)."""
+
+    phones: set[str]
+    values: set[str]
+    emails: set[str]
+    names: set[str]  # of customers a namesake could be found for (an address or a birthday)
+
+
+async def keys_in_db() -> KeysInDb:
+    async def column(sql: str) -> set[str]:
+        return {row[0] for row in await db.fetch_lists(sql, [])}
+
+    return KeysInDb(
+        phones=await column("SELECT digits FROM customer_phones WHERE deleted = false"),
+        values=await column("SELECT value FROM customer_identities WHERE deleted = false"),
+        emails=await column("SELECT email FROM customers WHERE email IS NOT NULL AND deleted = false"),
+        names=await column(
+            "SELECT DISTINCT name FROM customers WHERE deleted = false AND (address <> '' OR birthday IS NOT NULL)"
+        ),
+    )
+
+
+async def candidates_in_db(records: list[Record], present: KeysInDb | None = None) -> set[str]:
     """Customers sharing a blocking key with any of ``records``: a phone, an identity, an e-mail, a
-    name (its city checked by the scorer)."""
+    name (its city checked by the scorer). ``present``: the keys the database holds (only those
+    are looked up)."""
     digits = sorted({p[1] for r in records for p in r.phones})
     values = sorted({v for r in records for _, v in r.identities})
     emails = sorted({r.email for r in records if r.email})
@@ -338,6 +370,11 @@ async def candidates_in_db(records: list[Record]) -> set[str]:
     # only for records a namesake could be found for (with an address or a birthday:
     # matching.search_keys says why).
     named = [r for r in records if r.name and (r.address or r.birthday)]
+    if present is not None:
+        digits = [d for d in digits if d in present.phones]
+        values = [v for v in values if v in present.values]
+        emails = [e for e in emails if e in present.emails]
+        named = [r for r in named if r.name in present.names]
     names = sorted({r.name for r in named if not r.city})
     named_in = sorted({r.name for r in named if r.city})
     cities = sorted({r.city for r in named if r.city} | {""})
@@ -350,10 +387,15 @@ async def candidates_in_db(records: list[Record]) -> set[str]:
             )
         }
     if values:
+        kinds = sorted({k for r in records for k, _ in r.identities})  # (kind, value) is indexed
+        marks = ", ".join("{}" for _ in kinds)
         found |= {
             str(r["customer_id"])
             for r in await _chunks(
-                "SELECT customer_id FROM customer_identities WHERE value IN (%s) AND deleted = false", values
+                f"SELECT customer_id FROM customer_identities WHERE value IN (%s) AND kind IN ({marks}) "
+                "AND deleted = false",
+                values,
+                *kinds,
             )
         }
     if emails:
@@ -439,6 +481,8 @@ class Importer:
         self.identity_owner: dict[tuple[str, str], str] = {}  # a channel identity belongs to one customer
         self._ids: Iterator[str] = iter(())
         self.workers = workers
+        self.present: KeysInDb | None = None
+        self.timings: collections.Counter[str] = collections.Counter()  # seconds by stage (bench/imports.py)
         self.pipelined = False
         self._writing: asyncio.Task | None = None
         self.headers: list[str] = []
@@ -478,6 +522,11 @@ class Importer:
         if type(self) is Importer and table.total - start >= PARALLEL_FROM and self.workers:
             pool = _cleaning_pool(self.workers)
         self.pipelined = pool is not None and db.is_postgres()
+        since = dt.datetime.now(dt.UTC) - LATE_MARGIN
+        if pool is not None and await self._worth_reading_keys(table.total - start):
+            started = time.perf_counter()
+            self.present = await keys_in_db()
+            self.timings["reading the keys in the database"] += time.perf_counter() - started
         ahead: collections.deque = collections.deque()
         try:
             if pool is None:
@@ -494,12 +543,17 @@ class Importer:
                     if following is not None:
                         ahead.append((following, loop.run_in_executor(pool, clean_rows, mapped, following)))
                     number = batch[-1][0]
-                    await self._batch(batch, number, table.total, await cleaned)
+                    waited = time.perf_counter()
+                    rows = await cleaned
+                    self.timings["waiting for cleaning"] += time.perf_counter() - waited
+                    await self._batch(batch, number, table.total, rows)
                     # What this run knows grows by a batch of long-lived objects each time; the
                     # cyclic collector would walk all of them again and again (a third of the
                     # time of a big import). Frozen, it leaves them be; unfrozen at the end.
                     gc.freeze()
             await self._drain()
+            if self.present is not None and not self.dry_run:
+                await self._late_arrivals(since, number, table.total)
         finally:
             if pool is not None:
                 gc.unfreeze()
@@ -514,6 +568,43 @@ class Importer:
             self.job_id,
         )
         return self.counts
+
+    async def _worth_reading_keys(self, rows: int) -> bool:
+        """Whether to read every key up front: when the file is big next to the customers we have
+        (reading 500,000 customers' keys for a file of 6,000 rows costs more than it saves)."""
+        have = (await ImportJob.raw("SELECT count(*) AS n FROM customers WHERE deleted = false"))[0]["n"]
+        return rows * KEYS_UP_FRONT_RATIO >= int(have)
+
+    async def _late_arrivals(self, since: dt.datetime, last: int, total: int) -> None:
+        """Customers someone else made or changed while the import ran (a rep on the shop floor)
+        were not in the keys read at its start: each is resolved against the customers this run
+        made, and a possible duplicate goes to the review queue (a person decides: the import
+        does not merge what it did not see when it decided)."""
+        rows = await ImportJob.raw(
+            "SELECT id FROM customers WHERE updated_at >= {} AND updated_at <> {} AND deleted = false",
+            since,
+            self.now,  # what this run wrote carries its time
+        )
+        others = {str(r["id"]) for r in rows} - self.known.keys()
+        if not others:
+            return
+        plan = Plan()
+        for other in (await load_known(others)).values():
+            person = other.person()
+            ids: set[str] = set()
+            for key in matching.search_keys(person):
+                ids |= self.index.get(key, set())
+            mine = [self.known[i] for i in ids if self.known[i].new and i not in self.gone]
+            if not mine:
+                continue
+            target, match, review = matching.resolve(person, [m.person() for m in mine])
+            pairs = [(target, match), *review] if target is not None and match is not None else review
+            for made, m in pairs:
+                if self.known[made.id].store_id == other.store_id:
+                    plan.reviews.append((other.store_id, other.id, made.id, m.score, m.reasons))
+                    self.counts.review += 1
+        if plan.reviews:
+            await self._commit(plan, last, total, dataclasses.replace(self.counts))
 
     def _batches(self, table: Table, start: int) -> Iterator[list[tuple[int, list[str]]]]:
         """The file's rows after ``start`` (done by an earlier run of this job), BATCH at a time."""
@@ -542,7 +633,9 @@ class Importer:
         plan = Plan()
         records: list[Record] = []
         if cleaned is None:
+            started = time.perf_counter()
             cleaned = clean_rows([self.columns.get(h) for h in self.headers], batch)
+            self.timings["cleaning"] += time.perf_counter() - started
         for (number, values), record in zip(batch, cleaned, strict=True):
             if isinstance(record, tuple):
                 plan.rejections.append((number, record[1], record[2], self._original(values)))
@@ -562,12 +655,17 @@ class Importer:
                 records.append(record)
             except cleaning.Rejected as exc:
                 plan.rejections.append((number, exc.field, exc.reason, self._original(values)))
-        in_db = await candidates_in_db(records)
-        fresh = in_db - set(self.known) - self.gone
-        for known in (await load_known(fresh)).values():
+        started = time.perf_counter()
+        async with db.reading(db.PROBES):
+            in_db = await candidates_in_db(records, self.present)
+            loaded = await load_known(in_db - self.known.keys() - self.gone)
+        self.timings["reading candidates"] += time.perf_counter() - started
+        started = time.perf_counter()
+        for known in loaded.values():
             self._remember(known)
         for record in records:
             self._decide(record, plan)
+        self.timings["resolving"] += time.perf_counter() - started
         await self._write(plan, last, total)
 
     def _decide(self, record: Record, plan: Plan) -> None:
@@ -706,10 +804,13 @@ class Importer:
         write stops the run) and this one goes on while the caller resolves the next batch."""
         self.counts.rejected += len(plan.rejections)
         counts = dataclasses.replace(self.counts)  # as of this batch: what resume starts from
+        started = time.perf_counter()
         if not self.pipelined:
             await self._commit(plan, last, total, counts)
+            self.timings["writing"] += time.perf_counter() - started
             return
         await self._drain()
+        self.timings["waiting for the previous write"] += time.perf_counter() - started
         self._writing = asyncio.get_running_loop().create_task(self._commit(plan, last, total, counts))
 
     async def _drain(self) -> None:
@@ -937,14 +1038,21 @@ async def job(job_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def run_job(
-    job_row: dict[str, Any], table: Table, progress: Callable[[int, int, Counts], None] | None = None
+    job_row: dict[str, Any],
+    table: Table,
+    progress: Callable[[int, int, Counts], None] | None = None,
+    timings: collections.Counter[str] | None = None,
 ) -> Counts:
+    """Run a job made by :func:`create_job`; ``timings`` (if given) receives seconds by stage."""
     stores, users = await _stores_and_users()
     columns = job_row["columns"] if isinstance(job_row["columns"], dict) else json.loads(job_row["columns"])
     kind = OrderImporter if job_row["kind"] == "orders" else Importer
     importer = kind(job_row, stores=stores, users=users, progress=progress)
     try:
-        return await importer.run(table, columns)
+        counts = await importer.run(table, columns)
+        if timings is not None:
+            timings.update(importer.timings)
+        return counts
     except BaseException as exc:
         await ImportJob.raw(
             "UPDATE import_jobs SET status = 'failed', error = {} WHERE id = {}",
@@ -969,8 +1077,9 @@ async def resume(
 
 async def import_bytes(data: bytes, file_name: str, **options: Any) -> tuple[dict[str, Any], Counts]:
     progress = options.pop("progress", None)
+    timings = options.pop("timings", None)
     job_row, table, _ = await create_job(data, file_name, **options)
-    counts = await run_job(job_row, table, progress)
+    counts = await run_job(job_row, table, progress, timings)
     return await job(job_row["id"]), counts
 
 
