@@ -78,7 +78,14 @@ def is_blank_marker(text: str) -> bool:
     """Whether a value means "nothing": empty, 无, 暂无, -, /, N/A, null, 0 …"""
     if not text:
         return True
-    key = clean_text(text).lower()
+    return is_blank_text(clean_text(text))
+
+
+def is_blank_text(text: str) -> bool:
+    """:func:`is_blank_marker` of a text already cleaned (:func:`clean_text`)."""
+    if not text:
+        return True
+    key = text.lower()
     return key in _BLANK_MARKERS or _PUNCTUATION_ONLY.fullmatch(key) is not None
 
 
@@ -100,7 +107,7 @@ def clean_name(value: object) -> str:
     return _clean_name(value)
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 18)
 def _clean_name_text(value: str) -> str:
     return _clean_name(value)
 

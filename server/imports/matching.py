@@ -170,7 +170,7 @@ class Match(msgspec.Struct, frozen=True):
 
 # The helpers below are pure functions of short texts that recur across records (an import scores
 # the same names, cities and addresses again and again): cached.
-_CACHE = 1 << 17
+_CACHE = 1 << 18
 
 
 @functools.lru_cache(maxsize=_CACHE)

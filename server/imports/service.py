@@ -28,6 +28,7 @@ import concurrent.futures
 import csv
 import dataclasses
 import datetime as dt
+import functools
 import gc
 import hashlib
 import io
@@ -36,9 +37,11 @@ import json
 import multiprocessing
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from server import db
 from server.errors import Invalid, NotFound
@@ -47,9 +50,12 @@ from server.imports.tables import ImportJob
 from server.sync.service import allocate_versions, store_scope
 from shared.ids import uuid7, uuid7_texts
 
-BATCH = 2000
+BATCH = 5000
 PARALLEL_FROM = 3 * BATCH  # rows from which a file is cleaned in a worker process
 AHEAD = 2  # batches the worker cleans ahead of the one being resolved
+# Resolving is CPU work on the event loop: it lets the write of the previous batch (a task on
+# the same loop) send its next statement this often, or that write would wait for the whole batch.
+YIELD_EVERY = 50
 KEYS_UP_FRONT_RATIO = 4  # read every key up front when the file has ≥ a quarter as many rows as we have customers
 LATE_MARGIN = dt.timedelta(minutes=1)  # clocks of other writers may lag a little
 IDENTITY_FIELDS = ("pos_member_id", "online_shop_id", "wechat_unionid", "wechat_openid")
@@ -133,8 +139,10 @@ def _read_xlsx(data: bytes) -> Table:
 # --- one row -------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(slots=True)
-class Record:
+class Record(msgspec.Struct, array_like=True):
+    """One cleaned row (a msgspec struct: a worker process hands batches of them over as
+    MessagePack, read back in C rather than unpickled object by object)."""
+
     row_number: int
     name: str
     phones: list[tuple[str, str, str]]  # (E.164, digits, kind)
@@ -149,6 +157,9 @@ class Record:
     tags: list[str]
     store_code: str
     owner_username: str
+    # Worked out with the cleaning (in the worker process, for big files): the record's
+    # matching.search_keys. None: work them out when needed.
+    keys: frozenset[str] | None = None
 
     def person(self, ident: str = "", store_id: str = "") -> matching.Person:
         return matching.Person(
@@ -168,33 +179,35 @@ class Record:
 
 
 def clean_row(row_number: int, raw: dict[str, str]) -> Record:
-    """A mapped row, cleaned; raises cleaning.Rejected naming the field and why."""
-    name = cleaning.clean_name(raw.get("name", ""))
+    """A mapped row, cleaned; raises cleaning.Rejected naming the field and why. (Empty cells are
+    passed over without cleaning them, and the columns with few values — store, city, tags —
+    are cleaned once per value: an import cleans hundreds of thousands of rows.)"""
+    get = raw.get
+    name = cleaning.clean_name(get("name", ""))
     phones = []
     for field in ("phone", "phone2"):
-        value = raw.get(field, "")
-        if cleaning.is_blank_marker(cleaning.clean_text(value)):
+        value = get(field)
+        if not value or cleaning.is_blank_text(cleaning.clean_text(value)):
             continue  # no number here (a row still needs a phone or an identity: checked below)
         try:
             phones.append(cleaning.clean_phone(value))
         except cleaning.Rejected as exc:  # a bad second number too: the row comes back to be fixed, whole
             raise cleaning.Rejected(field, exc.reason.replace("phone", field, 1)) from None
-    identities = [
-        (IDENTITY_KIND[k], cleaning.clean_text(raw[k])[:128])
-        for k in IDENTITY_FIELDS
-        if raw.get(k) and not cleaning.is_blank_marker(cleaning.clean_text(raw[k]))
-    ]
+    identities = []
+    for field in IDENTITY_FIELDS:
+        value = get(field)
+        if value and not cleaning.is_blank_text(text := cleaning.clean_text(value)):
+            identities.append((IDENTITY_KIND[field], text[:128]))
     if not phones and not identities:
         raise cleaning.Rejected("phone", "phone is empty (and no channel identity): nothing to know the customer by")
-    email = cleaning.clean_email(raw.get("email"))
-    address = cleaning.split_address(raw.get("address", ""))
-    province = cleaning.clean_text(raw.get("province", "")) or address.province
-    city = cleaning.clean_text(raw.get("city", "")) or address.city
-    district = cleaning.clean_text(raw.get("district", "")) or address.district
+    email = cleaning.clean_email(get("email")) if get("email") else None
+    address = cleaning.split_address(get("address")) if get("address") else _NO_ADDRESS
+    province = _few(get("province") or "") or address.province
+    city = _few(get("city") or "") or address.city
+    district = _few(get("district") or "") or address.district
     birthday = None
-    if raw.get("birthday") and not cleaning.is_blank_marker(cleaning.clean_text(raw["birthday"])):
+    if get("birthday") and not cleaning.is_blank_marker(raw["birthday"]):
         birthday = cleaning.parse_date(raw["birthday"])
-    tags = [t for t in (cleaning.clean_text(x) for x in _split_tags(raw.get("tags", ""))) if t][:10]
     return Record(
         row_number=row_number,
         name=name,
@@ -204,13 +217,23 @@ def clean_row(row_number: int, raw: dict[str, str]) -> Record:
         city=city[:32],
         district=district[:32],
         address=(address.rest or "")[:200],
-        gender=cleaning.parse_gender(raw.get("gender")),
+        gender=cleaning.parse_gender(get("gender")) if get("gender") else None,
         birthday=birthday,
         identities=identities,
-        tags=[t[:32] for t in tags],
-        store_code=cleaning.clean_text(raw.get("store_code", "")),
-        owner_username=cleaning.clean_text(raw.get("owner_username", "")),
+        tags=list(_tags(get("tags"))) if get("tags") else [],
+        store_code=_few(get("store_code") or ""),
+        owner_username=_few(get("owner_username") or ""),
     )
+
+
+_NO_ADDRESS = cleaning.Address()
+# Columns with few values (store codes, cities, tags, reps): each value cleaned once.
+_few = functools.lru_cache(maxsize=4096)(cleaning.clean_text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tags(text: str) -> tuple[str, ...]:
+    return tuple(t[:32] for t in [t for t in map(cleaning.clean_text, _split_tags(text)) if t][:10])
 
 
 def clean_rows(mapped: list[str | None], rows: list[tuple[int, list[str]]]) -> list[Record | tuple[int, str, str]]:
@@ -220,10 +243,34 @@ def clean_rows(mapped: list[str | None], rows: list[tuple[int, list[str]]]) -> l
     for number, values in rows:
         fields = {f: values[i] for i, f in enumerate(mapped) if f and i < len(values)}
         try:
-            out.append(clean_row(number, fields))
+            record = clean_row(number, fields)
         except cleaning.Rejected as exc:
             out.append((number, exc.field, exc.reason))
+            continue
+        record.keys = frozenset(matching.search_keys(record.person()))
+        out.append(record)
     return out
+
+
+def clean_in_worker(mapped: list[str | None], rows: list[tuple[int, list[str]]]) -> bytes:
+    """:func:`clean_rows` in a worker process, with a supply of new ids for the rows' customers,
+    phones, identities and tags (made there too: CPU work the event loop need not do); as
+    MessagePack for :func:`_from_worker`."""
+    gc.disable()  # the worker's garbage is freed as it goes (no cycles); its caches need no walking
+    cleaned = clean_rows(mapped, rows)
+    records = [r for r in cleaned if isinstance(r, Record)]
+    refused = [r for r in cleaned if not isinstance(r, Record)]
+    return msgspec.msgpack.encode((records, refused, uuid7_texts(3 * len(rows))))
+
+
+_WORKER_OUTPUT = msgspec.msgpack.Decoder(tuple[list[Record], list[tuple[int, str, str]], list[str]])
+
+
+def _from_worker(data: bytes) -> tuple[list[Record | tuple[int, str, str]], list[str]]:
+    records, refused, ids = _WORKER_OUTPUT.decode(data)
+    cleaned: list[Record | tuple[int, str, str]] = [*records, *refused]
+    cleaned.sort(key=lambda r: r.row_number if isinstance(r, Record) else r[0])
+    return cleaned, ids
 
 
 def _split_tags(text: str) -> list[str]:
@@ -479,7 +526,7 @@ class Importer:
         self.index: dict[str, set[str]] = {}  # blocking key → customers made or changed by this run
         self.gone: set[str] = set()  # merged away during this run
         self.identity_owner: dict[tuple[str, str], str] = {}  # a channel identity belongs to one customer
-        self._ids: Iterator[str] = iter(())
+        self._ids: collections.deque[str] = collections.deque()
         self.workers = workers
         self.present: KeysInDb | None = None
         self.timings: collections.Counter[str] = collections.Counter()  # seconds by stage (bench/imports.py)
@@ -490,13 +537,13 @@ class Importer:
 
     def _new_id(self) -> str:
         """A fresh UUIDv7 as text (made a few thousand at a time)."""
-        ident = next(self._ids, None)
-        if ident is None:
-            self._ids = iter(uuid7_texts(4096))
-            ident = next(self._ids)
-        return ident
+        try:
+            return self._ids.popleft()
+        except IndexError:
+            self._ids.extend(uuid7_texts(4096))
+            return self._ids.popleft()
 
-    def _remember(self, known: Known, keys: set[str] | None = None) -> None:
+    def _remember(self, known: Known, keys: Iterable[str] | None = None) -> None:
         """Index ``known`` under its blocking keys (``keys`` when the caller has them already)."""
         self.known[known.id] = known
         index = self.index
@@ -528,6 +575,12 @@ class Importer:
             self.present = await keys_in_db()
             self.timings["reading the keys in the database"] += time.perf_counter() - started
         ahead: collections.deque = collections.deque()
+        # What this run knows grows by a batch of long-lived objects each time (and nothing of it
+        # is cyclic garbage): the cyclic collector would walk all of them again and again, a
+        # third of the time of a big import. It rests until the run ends.
+        collecting = gc.isenabled()
+        if pool is not None:
+            gc.disable()
         try:
             if pool is None:
                 for batch in batches:
@@ -536,27 +589,24 @@ class Importer:
             else:
                 loop = asyncio.get_running_loop()
                 for batch in itertools.islice(batches, AHEAD):
-                    ahead.append((batch, loop.run_in_executor(pool, clean_rows, mapped, batch)))
+                    ahead.append((batch, loop.run_in_executor(pool, clean_in_worker, mapped, batch)))
                 while ahead:
                     batch, cleaned = ahead.popleft()
                     following = next(batches, None)
                     if following is not None:
-                        ahead.append((following, loop.run_in_executor(pool, clean_rows, mapped, following)))
+                        ahead.append((following, loop.run_in_executor(pool, clean_in_worker, mapped, following)))
                     number = batch[-1][0]
                     waited = time.perf_counter()
-                    rows = await cleaned
+                    rows, ids = _from_worker(await cleaned)
+                    self._ids.extend(ids)
                     self.timings["waiting for cleaning"] += time.perf_counter() - waited
                     await self._batch(batch, number, table.total, rows)
-                    # What this run knows grows by a batch of long-lived objects each time; the
-                    # cyclic collector would walk all of them again and again (a third of the
-                    # time of a big import). Frozen, it leaves them be; unfrozen at the end.
-                    gc.freeze()
             await self._drain()
             if self.present is not None and not self.dry_run:
                 await self._late_arrivals(since, number, table.total)
         finally:
-            if pool is not None:
-                gc.unfreeze()
+            if collecting:
+                gc.enable()
             if self._writing is not None and not self._writing.done():
                 self._writing.cancel()
             for _, cleaning_ahead in ahead:  # stopped half-way: the worker drops what is queued
@@ -663,8 +713,10 @@ class Importer:
         started = time.perf_counter()
         for known in loaded.values():
             self._remember(known)
-        for record in records:
+        for n, record in enumerate(records, start=1):
             self._decide(record, plan)
+            if self.pipelined and n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # the previous batch's write sends its next statement
         self.timings["resolving"] += time.perf_counter() - started
         await self._write(plan, last, total)
 
@@ -674,8 +726,7 @@ class Importer:
 
     def _resolve(self, record: Record, plan: Plan, *, may_create: bool = True) -> tuple[Known | None, str]:
         """The customer the record is (found, or made): with created | updated | unchanged | merged."""
-        person = record.person()
-        keys = matching.search_keys(person)
+        keys = record.keys if record.keys is not None else matching.search_keys(record.person())
         index, known, gone = self.index, self.known, self.gone
         ids: set[str] = set()
         for key in keys:
@@ -686,6 +737,7 @@ class Importer:
         if not candidates:
             target, review = None, []
         else:
+            person = record.person()
             target, _match, review = matching.resolve(person, [c.person() for c in candidates])
         if target is None:
             if not may_create:
@@ -722,7 +774,7 @@ class Importer:
     def _store_of(self, record: Record) -> str:
         return self.stores[record.store_code] if record.store_code else str(self.default_store)
 
-    def _create(self, record: Record, plan: Plan, keys: set[str] | None = None) -> Known:
+    def _create(self, record: Record, plan: Plan, keys: Iterable[str] | None = None) -> Known:
         """A new customer from ``record`` (``keys``: the record's blocking keys, when known)."""
         ident = self._new_id()
         store = self._store_of(record)
@@ -752,7 +804,7 @@ class Importer:
             plan.tags.append((self._new_id(), store, ident, tag))
             known.tags.add(tag)
         if keys is not None and taken:  # an identity someone else has is not this customer's key
-            keys = keys - set(taken)
+            keys = set(keys) - set(taken)
         self._remember(known, keys)
         return known
 
@@ -820,6 +872,10 @@ class Importer:
 
     async def _commit(self, plan: Plan, last: int, total: int, c: Counts) -> None:
         async with db.transaction():
+            if db.is_postgres():
+                # A batch that a crash loses is a batch the job has not counted either (its position
+                # commits with it): resume does it again. So the commit need not wait for the disk.
+                await ImportJob.raw("SET LOCAL synchronous_commit = off")
             if not self.dry_run:
                 await self._write_rows(plan)
             rejections = [
@@ -854,7 +910,9 @@ class Importer:
         counters: dict[str, Iterator[int]] = {}
         for store, count in sorted(per_store.items()):
             if count:
+                _t0 = time.perf_counter()
                 last = await allocate_versions(store_scope(uuid.UUID(store)), count)
+                COPYT["allocate"] += time.perf_counter() - _t0
                 counters[store] = iter(range(last - count + 1, last + 1))
         await _copy(
             "customers",
@@ -932,7 +990,14 @@ def _cleaning_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
 
 async def _copy(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """COPY on PostgreSQL (ids may be given as text: both drivers take UUIDs written out)."""
+    import time as _t
+
+    t = _t.perf_counter()
     await db.insert_many(table, columns, rows, copy=True)
+    COPYT[table] += _t.perf_counter() - t
+
+
+COPYT = collections.Counter()
 
 
 def _shares(known: Known, record: Record) -> bool:
