@@ -269,3 +269,34 @@ async def test_an_order_file_makes_orders_with_lines_on_the_right_cards_once(wor
     assert await Order.count().where(Order.store_id == shop.id) == 2
     assert await OrderLine.count().where(OrderLine.store_id == shop.id) == 3
     assert people["created"] == 1
+
+
+async def test_a_customer_known_by_a_placeholder_takes_the_real_name_and_is_not_a_conflicting_one(world: World):
+    shop = await world.shop()
+    code = await code_of(shop)
+    header = "姓名,手机,会员号\n"
+    first, _ = await service.import_bytes(
+        (header + "周航,19944440001,M-PH-77\n孙丽,19944440003,\n").encode(), "a.csv", store_code=code
+    )
+    assert first["created"] == 2
+    # As an order file (or a till) leaves them: known by a placeholder only.
+    await Customer.update({Customer.name: "待补充姓名"}).where(Customer.store_id == shop.id)
+    [by_member] = await CustomerIdentity.select(CustomerIdentity.customer_id).where(CustomerIdentity.value == "M-PH-77")
+    job, _ = await service.import_bytes(
+        (header + "周杰,19944440002,M-PH-77\n李雷,19944440003,\n").encode(), "b.csv", store_code=code
+    )
+    # The member id is the same person: the row fills the name (and adds its phone).
+    named = await Customer.select(Customer.name).where(Customer.id == by_member["customer_id"]).first()
+    assert named["name"] == "周杰"
+    # A shared phone and a placeholder: not "another name" (which would call them two people and
+    # move on): a new customer, and the pair goes to a person to decide.
+    assert counts(job) == {"created": 1, "updated": 1, "unchanged": 0, "merged": 0, "rejected": 0}
+    assert job["review"] == 1
+    [pair] = await MergeCandidate.select().where(
+        (MergeCandidate.store_id == shop.id) & (MergeCandidate.job_id == job["id"])
+    )
+    names = {
+        r["name"]
+        for r in await Customer.select(Customer.name).where(Customer.id.is_in([pair["customer_a"], pair["customer_b"]]))
+    }
+    assert names == {"待补充姓名", "李雷"}

@@ -307,7 +307,8 @@ class Known:
         birthday = self.fields.get("birthday")
         return matching.Person(
             id=self.id,
-            name=self.name,
+            # A placeholder (待补充姓名, 客户 …) is no name to compare: not a conflicting one.
+            name="" if not self.new and merging.nameless(self.name) else self.name,
             phones=tuple(sorted(self.phones)),
             emails=(self.fields["email"],) if self.fields.get("email") else (),
             identities=tuple(sorted(self.identities)),
@@ -846,6 +847,12 @@ class Importer:
                     continue
                 plan.fills.setdefault(existing.id, {})[field] = value
                 changed = True
+        if record.name and not existing.new and existing.name != record.name and merging.nameless(existing.name):
+            # A customer we know only by a placeholder (an order file's 待补充姓名, 客户, a number)
+            # takes the real name a row brings. (Customers this run makes always have one.)
+            existing.name = record.name
+            plan.fills.setdefault(existing.id, {})["name"] = record.name
+            changed = True
         if changed:
             existing.cached = None
         return changed
