@@ -48,7 +48,9 @@ from server.errors import Invalid, NotFound
 from server.imports import cleaning, matching, merging
 from server.imports.tables import ImportJob
 from server.sync.service import allocate_versions, store_scope
+from shared import imports as shared_imports
 from shared.ids import uuid7, uuid7_texts
+from shared.imports import mapping_problem
 
 BATCH = 5000
 PARALLEL_FROM = 3 * BATCH  # rows from which a file is cleaned in a worker process
@@ -58,7 +60,7 @@ AHEAD = 2  # batches the worker cleans ahead of the one being resolved
 YIELD_EVERY = 50
 KEYS_UP_FRONT_RATIO = 4  # read every key up front when the file has ≥ a quarter as many rows as we have customers
 LATE_MARGIN = dt.timedelta(minutes=1)  # clocks of other writers may lag a little
-IDENTITY_FIELDS = ("pos_member_id", "online_shop_id", "wechat_unionid", "wechat_openid")
+IDENTITY_FIELDS = shared_imports.IDENTITY_FIELDS
 # The mapping's field → the kind stored in customer_identities (shared.enums.IdentityKind).
 IDENTITY_KIND = {
     "pos_member_id": "pos_member",
@@ -1041,26 +1043,23 @@ async def mapping_for(name: str | None, headers: list[str], kind: str) -> tuple[
 
 
 def check_mapping(columns: dict[str, str | None], kind: str) -> None:
-    fields = [f for f in columns.values() if f]
-    known = set(cleaning.TARGET_FIELDS[kind])
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise Invalid(
-            f"unknown field {unknown[0]!r} in the mapping; fields are {', '.join(sorted(known))}", field="columns"
-        )
-    twice = sorted({f for f in fields if fields.count(f) > 1})
-    if twice:
-        raise Invalid(f"two columns are mapped to {twice[0]!r}", field="columns")
-    if kind == "orders":
-        for needed in ("order_ref", "ordered_at"):
-            if needed not in fields:
-                raise Invalid(f"no column is mapped to {needed}", field="columns")
-        if not {"amount", "line_amount", "unit_price"} & set(fields):
-            raise Invalid("no column is mapped to an amount or a unit price", field="columns")
-    elif "name" not in fields:
-        raise Invalid("no column is mapped to the customer's name", field="columns")
-    if not {"phone", "phone2", *IDENTITY_FIELDS} & set(fields):
-        raise Invalid("no column is mapped to a phone or a channel identity", field="columns")
+    """Refuse a mapping that cannot run, saying why (the rule: shared.imports.mapping_problem,
+    which the app also checks while the columns are mapped)."""
+    known = list(cleaning.TARGET_FIELDS[kind])
+    found = mapping_problem(columns, kind, known)
+    if found is None:
+        return
+    problem, field = found
+    message = {
+        "unknown": f"unknown field {field!r} in the mapping; fields are {', '.join(sorted(known))}",
+        "twice": f"two columns are mapped to {field!r}",
+        "missing": f"no column is mapped to {field}"
+        if kind == "orders"
+        else "no column is mapped to the customer's name",
+        "no_amount": "no column is mapped to an amount or a unit price",
+        "no_contact": "no column is mapped to a phone or a channel identity",
+    }[problem]
+    raise Invalid(message, field="columns")
 
 
 async def create_job(
