@@ -87,12 +87,12 @@ async def insert_many(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     *,
-    on_conflict: str | None = None,
+    on_conflict: str | Sequence[str] | None = None,
     copy: bool = False,
 ) -> None:
     """Insert ``rows`` inside the current transaction straight through the driver (asyncpg's
     pipelined executemany, sqlite3's executemany): no ORM objects on a hot path. ``on_conflict``:
-    a unique column whose clashes are skipped (ON CONFLICT … DO NOTHING, both engines). ``copy``:
+    the unique column (or columns) whose clashes are skipped (ON CONFLICT … DO NOTHING, both engines). ``copy``:
     COPY on PostgreSQL (values must already be of the columns' types: UUID, datetime, Decimal)."""
     if not rows:
         return
@@ -108,7 +108,8 @@ async def insert_many(
         # COPY: several times faster than an INSERT per row for big batches (imports).
         await txn.connection.copy_records_to_table(table, records=rows, columns=list(columns))
         return
-    tail = f' ON CONFLICT ("{on_conflict}") DO NOTHING' if on_conflict else ""
+    target = [on_conflict] if isinstance(on_conflict, str) else list(on_conflict or ())
+    tail = " ON CONFLICT ({}) DO NOTHING".format(", ".join(f'"{c}"' for c in target)) if target else ""
     await txn.connection.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks}){tail}', rows)
 
 

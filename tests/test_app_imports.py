@@ -1,7 +1,8 @@
 """The import screen of the managers' desk against a real server: manager.bjcy picks a messy CSV
 (UTF-8 with a BOM, Chinese headers, a blank line, one row whose phone is short), gets the suggested
 mapping, maps one more column, saves the mapping as a template, tries a dry run (nothing written:
-the store's customers are counted before and after), sees the bad row's reason, imports for real
+the store's customers are counted before and after), sees the bad row's reason (in Chinese, or
+in English in English), imports for real
 (the counts add up to the file's rows) and saves the rejected rows' CSV through the save callback.
 A rep has no way in. The customers, jobs and template made here are removed afterwards."""
 
@@ -176,12 +177,22 @@ async def test_a_manager_maps_tries_and_imports_a_messy_file(live_server, tmp_pa
         (rejection,) = manager.import_rejections
         assert rejection["row_number"] == 3 and rejection["field"] == "phone"
         assert rejection["raw"]["客户姓名"] == f"导入测{tag}丙" and "11 digits" in rejection["reason"]
+        assert rejection["reason_zh"] == "手机号应为 11 位，这里是 7 位：'1390000'"  # the server's translation
         tree = render(lambda: Shell(manager, DeskScreen(manager)))
         assert find(tree, key="import-status").value == "试运行结果（没有写入任何数据）"
         assert find(tree, key="import-result").value == (
             "将新建 3 · 将更新 0 · 不变 0 · 将合并 0 · 拒绝 1 · 待确认重复 0"
         )
-        assert f"第 3 行 · 手机或电话（主号码）：{rejection['reason']}" in text(tree)
+        assert "第 3 行 · 手机或电话（主号码）：手机号应为 11 位，这里是 7 位：'1390000'" in text(tree)
+        assert rejection["reason"] not in text(tree)  # in zh-CN the reason is in Chinese …
+        del rejection["reason_zh"]  # … the app's own translation when the server sends none
+        tree = render(lambda: Shell(manager, DeskScreen(manager)))
+        assert "第 3 行 · 手机或电话（主号码）：手机号应为 11 位，这里是 7 位：'1390000'" in text(tree)
+        manager.set_locale("en")  # and in English as the server wrote it
+        tree = render(lambda: Shell(manager, DeskScreen(manager)))
+        assert f"Row 3 · Phone, mobile or landline (the main one): {rejection['reason']}" in text(tree)
+        assert "手机号应为" not in text(tree)
+        manager.set_locale("zh")
         assert has(tree, key="rejection-3") and not has(tree, key="import-steps")
         manager.set_wide(1440)  # at a desk: the steps and results beside the columns, in sight
         tree = render(lambda: Shell(manager, DeskScreen(manager)))
@@ -233,8 +244,10 @@ async def test_a_manager_maps_tries_and_imports_a_messy_file(live_server, tmp_pa
         body = saved["会员名单 2026-rejected.csv"]
         assert body.startswith(b"\xef\xbb\xbf")
         lines = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
-        assert len(lines) == 2 and lines[1][:2] == ["3", "phone"]
-        assert lines[1][3:] == [f"导入测{tag}丙", "1390000", "北京市", "", "电话少了几位"]
+        assert lines[0][:4] == ["行号 row", "字段 field", "原因 reason", "原因（中文）"]
+        assert len(lines) == 2 and lines[1][:2] == ["3", "phone"] and "11 digits" in lines[1][2]
+        assert lines[1][3] == "手机号应为 11 位，这里是 7 位：'1390000'"
+        assert lines[1][4:] == [f"导入测{tag}丙", "1390000", "北京市", "", "电话少了几位"]
     finally:
         await manager.close()
         no_device_left(tmp_path / "manager")

@@ -19,6 +19,7 @@ from server.customers.tables import Customer, CustomerIdentity, CustomerPhone, C
 from server.imports import merging, service
 from server.imports.tables import CustomerAlias, CustomerMerge, ImportJob, ImportRejection, MergeCandidate
 from server.orders.tables import Order, OrderLine
+from shared.import_reasons import zh
 from tests.test_rules import Shop, World
 from tests.test_rules import world as rules_world  # noqa: F401 — the fixture, used through `world`
 
@@ -119,12 +120,14 @@ async def test_a_messy_csv_accounts_for_every_row_and_a_second_import_changes_no
     assert (member["kind"], member["value"]) == ("pos_member", "M-0001")
 
     rejected = list(csv.reader(io.StringIO((await service.rejections_csv(job["id"])).lstrip("\ufeff"))))
-    assert rejected[0][:3] == ["行号 row", "字段 field", "原因 reason"] and rejected[0][3:] == HEADER
+    assert rejected[0][:4] == ["行号 row", "字段 field", "原因 reason", "原因（中文）"] and rejected[0][4:] == HEADER
     by_row = {int(r[0]): r for r in rejected[1:]}
     assert sorted(by_row) == [4, 5, 6, 10]
-    assert by_row[4][1] == "phone" and by_row[4][3:] == ROWS[3]  # the row as it was in the file
+    assert by_row[4][1] == "phone" and by_row[4][4:] == ROWS[3]  # the row as it was in the file
     assert by_row[5][1] == "name" and by_row[6][1] == "email" and by_row[10][1] == "name"
     assert all(r[2] for r in by_row.values())  # each with its reason
+    assert all(r[3] == zh(r[2]) != r[2] for r in by_row.values())  # and the reason in Chinese
+    assert by_row[6][3].startswith("邮箱")
 
     before = await snapshot(shop)
     again, _ = await service.import_bytes(csv_bytes(ROWS, "gb18030"), "客户-gbk.csv", store_code=code)

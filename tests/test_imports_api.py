@@ -15,6 +15,7 @@ import pytest
 
 from server.customers.tables import Customer, CustomerIdentity, CustomerPhone, CustomerTag
 from server.imports.tables import CustomerMerge, ImportJob, ImportMapping, ImportRejection, MergeCandidate
+from shared.import_reasons import zh
 from tests.test_rules import World
 from tests.test_rules import world as rules_world  # noqa: F401 — the fixture, used through `world`
 
@@ -40,7 +41,7 @@ async def world(rules_world):  # noqa: F811
 
 
 async def until_done(client, headers, job_id: str) -> dict:
-    for _ in range(200):
+    for _ in range(1200):  # up to a minute: CI runs the browser tests beside this on two cores
         job = (await client.get(f"/api/imports/{job_id}", headers=headers)).json()
         if job["status"] != "running":
             return job
@@ -96,7 +97,9 @@ async def test_preview_mapping_import_and_rejected_rows(client, login, world: Wo
     answer = await client.get(f"/api/imports/{job['id']}/rejected.csv", headers=admin)
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(answer.text.lstrip("\ufeff"))))
-    assert rows[1][:2] == ["2", "phone"] and rows[1][3:5] == ["周航", "无"]
+    assert rows[0][:4] == ["行号 row", "字段 field", "原因 reason", "原因（中文）"]
+    assert rows[1][:2] == ["2", "phone"] and rows[1][4:6] == ["周航", "无"]
+    assert rows[1][3] == zh(rows[1][2]) and rows[1][3].startswith("电话为空")  # the reason in Chinese
 
 
 async def test_the_review_queue_and_undo(client, login, world: World):
@@ -146,10 +149,13 @@ async def test_an_ad_hoc_mapping_the_kind_and_the_first_rejected_rows(client, lo
             "row_number": 2,
             "field": "phone",
             "reason": rejected.json()[0]["reason"],
+            "reason_zh": rejected.json()[0]["reason_zh"],
             "raw": {"客户姓名": "周航", "联系电话": "无", "电子邮件": "", "备注": ""},
         }
     ]
     assert "phone" in rejected.json()[0]["reason"]
+    assert rejected.json()[0]["reason_zh"] == zh(rejected.json()[0]["reason"]) != rejected.json()[0]["reason"]
+    assert rejected.json()[0]["reason_zh"].startswith("电话为空")
     assert (await client.get(f"/api/imports/{job['id']}/rejections?limit=0", headers=admin)).status_code == 400
     assert (await client.get(f"/api/imports/{job['id']}/rejections", headers=rep)).status_code == 403
     assert (await client.get(f"/api/imports/{job['id']}/rejections", headers=manager)).status_code == 404
@@ -197,3 +203,4 @@ async def test_an_ad_hoc_mapping_the_kind_and_the_first_rejected_rows(client, lo
     assert job["created"] + job["unchanged"] + job["rejected"] == 2 and job["rejected"] == 1  # SO-2 has no amount
     rows = (await client.get(f"/api/imports/{job['id']}/rejections?limit=5", headers=admin)).json()
     assert [(r["row_number"], r["field"]) for r in rows] == [(2, "amount")] and rows[0]["raw"]["订单编号"] == "SO-2"
+    assert rows[0]["reason_zh"] == "既没有金额也没有单价"

@@ -3,6 +3,9 @@ blocking keys the database indexes, and precision and recall on the labelled syn
 
 from __future__ import annotations
 
+import re
+from unittest import mock
+
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -10,7 +13,18 @@ from hypothesis import strategies as st
 
 from bench.identity import run
 from bench.identity_data import PROFILES, generate
-from server.imports.matching import MERGE_AT, REVIEW_AT, Person, blocking_keys, name_kind, resolve, score
+from server.imports import cleaning
+from server.imports.matching import (
+    MERGE_AT,
+    REVIEW_AT,
+    Person,
+    blocking_keys,
+    may_match,
+    name_kind,
+    resolve,
+    score,
+    search_keys,
+)
 
 PHONE = "13812345678"
 HOME = {"province": "北京市", "city": "北京市", "district": "朝阳区", "address": "建国路88号阳光花园3号楼2单元1203室"}
@@ -293,3 +307,231 @@ def test_automatic_merging_keeps_its_precision_and_recall_on_the_synthetic_set(p
     outcome = run(generate(2000, seed=1, noise=PROFILES[profile]))
     assert outcome.auto.precision >= 0.98
     assert outcome.auto.recall >= recall
+
+
+# --- the shortcuts of bulk resolution: may_match, search_keys, the quick phone path ---------------------
+#
+# The import prunes work three ways, each claimed to change no decision: matching.may_match (a pair
+# it turns down is never scored: it must be one score() calls distinct), matching.search_keys (the
+# blocking keys left out cannot bring a pair above distinct) and cleaning.clean_phone's quick path
+# for plain CN mobiles (the same answer as the long path). Each is checked against the full
+# computation on generated pairs and inputs, and may_match/search_keys on the synthetic set too.
+
+# Names in families that blocking brings together: the same name written apart, a confusable
+# character, a doubled or an extra character, a sibling's, a title; compound surnames; Latin names.
+NAME_FAMILIES = (
+    ("王芳", "王 芳", "王方", "汪芳", "王芳芳", "王小芳", "王伟", "王女士", "王先生", "汪女士"),
+    ("王建国", "王健国", "王见国", "王建军", "王国", "王小国"),
+    ("李娜", "李那", "李娜娜", "李小娜", "李女士", "黎娜"),
+    ("欧阳芳", "欧阳方", "欧阳芳芳", "欧阳小芳", "欧阳娜", "欧阳女士", "欧芳"),
+    ("张伟", "章伟", "张伟伟", "张小伟", "张先生"),
+    ("Anna Li", "anna li", "li anna", "Anne Lee", "anna  li"),
+)
+PAIR_NAMES = ("", *(name for family in NAME_FAMILIES for name in family))
+# One home written five ways (all alike to the scorer, token_set_ratio being what it is), other homes.
+ADDRESS_FORMS = ("", HOME["address"], "阳光花园3-2-1203", "3栋2单元1203", "北京市朝阳区建国路88号", "建国路88号",
+                 "学院路1号", "世纪大道100号1203室")  # fmt: skip
+PAIR_FIELDS = {
+    "name": st.sampled_from(PAIR_NAMES),  # the second record's often from the first's family: person_pairs
+    "phones": st.lists(st.sampled_from(["13800000001", "13800000002", "13900000003"]), max_size=2, unique=True).map(
+        tuple
+    ),
+    "emails": st.lists(st.sampled_from(["a@qq.com", "b@163.com"]), max_size=1).map(tuple),
+    "identities": st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["wechat_unionid", "wechat_openid", "pos_member", "pos_member_id", "online_shop", "online_shop_id"]
+            ),
+            st.sampled_from(["1", "2"]),
+        ),
+        max_size=2,
+        unique=True,
+    ).map(tuple),
+    "province": st.sampled_from(["", "北京市", "上海市", "浙江省"]),
+    "city": st.sampled_from(["", "北京市", "北京", "上海市", "杭州市"]),
+    "district": st.sampled_from(["", "朝阳区", "朝阳", "海淀区", "浦东新区"]),
+    "address": st.sampled_from(ADDRESS_FORMS),
+    "birthday": st.sampled_from(["", "1990-01-02", "1991-05-06"]),
+    "gender": st.sampled_from(["", "female", "male", "other"]),
+}
+
+
+@st.composite
+def person_pairs(draw) -> tuple[Person, Person]:
+    """Two records, the second taking each field from the first or afresh (so that pairs share
+    names, places and keys often, as the candidates a blocking key brings do)."""
+    a = Person(id="a", **{field: draw(values) for field, values in PAIR_FIELDS.items()})
+    fields = {field: draw(st.one_of(st.just(getattr(a, field)), values)) for field, values in PAIR_FIELDS.items()}
+    family = next((f for f in NAME_FAMILIES if a.name in f), ())
+    if family and draw(st.booleans()):
+        fields["name"] = draw(st.sampled_from(family))  # a name of the same family: the close cases
+    return a, Person(id="b", **fields)
+
+
+def _strong_keys(keys: set[str]) -> set[str]:
+    return {k for k in keys if not k.startswith(("name:", "name2:"))}
+
+
+def _check_may_match(a: Person, b: Person) -> bool:
+    """may_match(a, b) False ⇒ score says distinct (both ways round); whether it turned the pair down."""
+    turned_down = False
+    for x, y in ((a, b), (b, a)):
+        if not may_match(x, y):
+            turned_down = True
+            match = score(x, y)
+            assert match.decision == "distinct", (x, y, match)
+    return turned_down
+
+
+def _check_search_keys(a: Person, b: Person) -> bool:
+    """A pair sharing a blocking key but no search key scores distinct (and shares no phone, e-mail
+    or identity); whether the pair was one of those."""
+    shared = blocking_keys(a) & blocking_keys(b)
+    if not shared or search_keys(a) & search_keys(b):
+        return False
+    assert not _strong_keys(shared), (a, b, shared)
+    match = score(a, b)
+    assert match.decision == "distinct", (a, b, shared, match)
+    return True
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(person_pairs())
+def test_may_match_turns_down_only_pairs_that_score_distinct(pair):
+    a, b = pair
+    _check_may_match(a, b)
+    # resolve() (which skips the pairs may_match turns down) decides as scoring every pair would.
+    full = score(a, b)
+    target, match, others = resolve(a, [b])
+    if full.decision == "merge":
+        assert (target, match, others) == (b, full, [])
+    elif full.decision == "review":
+        assert (target, match, others) == (None, None, [(b, full)])
+    else:
+        assert (target, match, others) == (None, None, [])
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(person_pairs())
+def test_a_pair_only_the_pruned_name_keys_would_find_scores_distinct(pair):
+    a, b = pair
+    assert search_keys(a) <= blocking_keys(a)
+    assert _strong_keys(search_keys(a)) == _strong_keys(blocking_keys(a))  # phones, e-mails, identities all kept
+    _check_search_keys(a, b)
+
+
+DISTRICT_ONLY = {"city": "北京市", "district": "朝阳区"}
+SETTINGS_OF_PAIRS = {
+    "places": (
+        (HOME, HOME),
+        (HOME, {"city": "北京", "district": "朝阳", "address": "阳光花园3-2-1203"}),  # the same home written apart
+        (HOME, DISTRICT_ONLY),
+        (DISTRICT_ONLY, DISTRICT_ONLY),
+        ({}, {}),
+        (HOME, {}),
+        (DISTRICT_ONLY, {}),
+        (HOME, {"city": "上海市", "district": "浦东新区", "address": "世纪大道100号1203室"}),
+    ),
+    "birthdays": (("1990-01-02", "1990-01-02"), ("1990-01-02", "1991-05-06"), ("1990-01-02", ""), ("", "")),
+}
+
+
+def test_may_match_and_search_keys_hold_for_every_two_names_in_every_setting():
+    """Exhaustively over the name families (every ordered pair of names), the places and the
+    birthdays, without a shared phone, e-mail or identity (with one, may_match never turns a pair
+    down and search_keys keeps the key): the close cases a random draw may miss."""
+    turned_down = pruned = 0
+    for name_a in PAIR_NAMES:
+        for name_b in PAIR_NAMES:
+            for place_a, place_b in SETTINGS_OF_PAIRS["places"]:
+                for born_a, born_b in SETTINGS_OF_PAIRS["birthdays"]:
+                    a = person("a", name_a, phones=("13900000001",), birthday=born_a, **place_a)
+                    b = person("b", name_b, phones=("13900000002",), birthday=born_b, **place_b)
+                    turned_down += _check_may_match(a, b)
+                    pruned += _check_search_keys(a, b)
+    assert turned_down > 10_000 and pruned > 100, (turned_down, pruned)
+
+
+def test_a_compound_surname_with_a_doubled_given_name_is_found_by_search_keys():
+    a = person("a", "欧阳芳", phones=("13900000001",), **HOME)
+    b = person("b", "欧阳芳芳", phones=("13900000002",), **HOME)
+    assert blocking_keys(a) & blocking_keys(b) == {"name2:欧洋*芳|北京"}
+    assert score(a, b).decision == "review"
+    assert search_keys(a) & search_keys(b)  # a compound surname keeps its second name key
+
+
+@pytest.mark.parametrize(("profile", "seed"), [("all noise", 1), ("issue's list", 2), ("all noise", 5)])
+def test_may_match_and_search_keys_hold_on_every_candidate_pair_of_the_synthetic_set(profile, seed):
+    records = [item.record for item in generate(2000, seed=seed, noise=PROFILES[profile])]
+    by_key: dict[str, list[int]] = {}
+    for n, record in enumerate(records):
+        for key in blocking_keys(record):
+            by_key.setdefault(key, []).append(n)
+    pairs = {(i, j) for ids in by_key.values() for i in ids for j in ids if i < j}
+    turned_down = pruned = 0
+    for i, j in sorted(pairs):
+        turned_down += _check_may_match(records[i], records[j])
+        pruned += _check_search_keys(records[i], records[j])
+    # The checks bite: many pairs are turned down by may_match, some are pruned by search_keys.
+    assert len(pairs) > 1000 and turned_down > 100 and pruned > 10, (len(pairs), turned_down, pruned)
+
+
+NEVER = re.compile(r"(?!)")
+_FULL_WIDTH = str.maketrans("0123456789+", "０１２３４５６７８９＋")
+QUICK_TEST_NUMBERS = ("13800138000", "13912345678", "13888888888", "13800000000", "19876543210", "18600000000")
+
+
+@st.composite
+def plain_mobiles(draw) -> str:
+    """An 11-digit number starting with 1 (any second and third digit: valid prefixes and not)
+    or a test number, written as people do: grouped 3-4-4 or not, spaces or dashes, +86, 0086 or
+    86 in front (or something like them that is not), spaces around; now and then a digit too
+    few or too many, or full-width digits."""
+    number = draw(
+        st.one_of(
+            st.builds(lambda p, rest: "1" + p + rest, st.text("0123456789", min_size=2, max_size=2),
+                      st.text("0123456789", min_size=8, max_size=8)),
+            st.sampled_from(QUICK_TEST_NUMBERS),
+        )
+    )  # fmt: skip
+    if draw(st.integers(0, 9)) == 0:
+        number = draw(st.sampled_from([number[:-1], number + draw(st.sampled_from("0123456789"))]))
+    sep = draw(st.sampled_from(["", " ", "-", "  ", " -"]))
+    if draw(st.booleans()):
+        number = sep.join((number[:3], number[3:7], number[7:]))
+    country = draw(
+        st.sampled_from(["", "+86", "+86 ", "+86-", "0086", "0086 ", "0086-", "86", "86 ", "86-",
+                         "+ 86 ", "+", "+8", "8", "6", "0", "00", "086", "+852 ", "+1 ", "(+86)"])
+    )  # fmt: skip
+    written = country + number
+    if draw(st.integers(0, 9)) == 0:  # full-width digits from some place on (０-９ are \d, not [0-9])
+        at = draw(st.integers(0, len(written)))
+        written = written[:at] + written[at:].translate(_FULL_WIDTH)
+    before, after = draw(st.sampled_from(["", " ", "  ", "\t", "\u3000"])), draw(st.sampled_from(["", " ", "  "]))
+    return before + written + after
+
+
+def _phone_outcome(value: str) -> tuple[str, ...]:
+    try:
+        return cleaning.clean_phone(value)
+    except cleaning.Rejected as exc:
+        return ("rejected", exc.field, exc.reason)
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(plain_mobiles())
+def test_the_quick_path_for_plain_mobiles_answers_as_the_long_path(written):
+    quick = _phone_outcome(written)
+    with mock.patch.object(cleaning, "_QUICK_MOBILE", NEVER):
+        slow = _phone_outcome(written)
+    assert quick == slow, written
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["13912345670", "139 1234 5670", "139-1234-5670", " +86 13912345670", "+86-139 1234 5670", "0086 13912345670",
+     "8613912345670", "86 139 1234 5670  "],
+)  # fmt: skip
+def test_the_quick_path_takes_the_plain_forms(written):
+    assert cleaning._QUICK_MOBILE.fullmatch(written)  # the comparison above is not vacuous
+    assert cleaning.clean_phone(written) == ("+8613912345670", "13912345670", "mobile")

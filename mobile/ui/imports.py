@@ -12,6 +12,7 @@ import flet as ft
 from mobile.desktop import REJECTIONS_SHOWN
 from mobile.state import AppState
 from mobile.ui.common import Field, header, muted
+from shared.import_reasons import zh
 from shared.imports import KINDS, SOURCES
 
 COUNTS = ("created", "updated", "unchanged", "merged", "rejected", "review")
@@ -235,6 +236,14 @@ def _actions(state: AppState) -> list[ft.Control]:
     return out
 
 
+def _reason(state: AppState, rejection: dict[str, Any]) -> str:
+    """Why a row was refused, in the app's language: the server writes it in English; in Chinese
+    it is the server's translation (``reason_zh``), or the app's own from an older server."""
+    if state.locale == "en":
+        return rejection["reason"]
+    return rejection.get("reason_zh") or zh(rejection["reason"])
+
+
 def _job(state: AppState, job: dict[str, Any]) -> list[ft.Control]:
     """Progress while it runs; then what it did (or would do), and the first rejected rows."""
     done, total = int(job["next_row"]), int(job["total_rows"])
@@ -270,7 +279,7 @@ def _job(state: AppState, job: dict[str, Any]) -> list[ft.Control]:
                                 "import.rejection",
                                 row=r["row_number"],
                                 field=state.import_field_label(r["field"]),
-                                reason=r["reason"],
+                                reason=_reason(state, r),
                             ),
                             color=ft.Colors.RED_800,
                         ),

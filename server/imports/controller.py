@@ -21,6 +21,7 @@ from server.deps import CallerDep
 from server.errors import DomainError, Forbidden, Invalid, NotFound
 from server.imports import cleaning, merging, service
 from server.imports.tables import ImportJob
+from shared import import_reasons
 from shared.enums import Role
 from shared.ids import uuid7
 from shared.wire import NO_NUL
@@ -224,8 +225,9 @@ class ImportController(Controller):
         job_id: FromPath[uuid.UUID],
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 20,
     ) -> list[dict]:
-        """The first rejected rows (by row number): the field and reason, and the row as it was in the
-        file (header → value). The whole list is rejected.csv."""
+        """The first rejected rows (by row number): the field and reason (``reason`` in English,
+        ``reason_zh`` in Chinese), and the row as it was in the file (header → value). The whole
+        list is rejected.csv."""
         _manager(caller)
         await _job_in_scope(caller, job_id)
         rows = await ImportJob.raw(
@@ -236,6 +238,7 @@ class ImportController(Controller):
         )
         return [
             {"row_number": r["row_number"], "field": r["field"], "reason": r["reason"],
+             "reason_zh": import_reasons.zh(r["reason"]),
              "raw": r["raw"] if isinstance(r["raw"], dict) else json.loads(r["raw"])}
             for r in rows
         ]  # fmt: skip

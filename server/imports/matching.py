@@ -329,7 +329,8 @@ def search_keys(p: Person) -> set[str]:
     name's 3 points, +0.5 for the district, +2.5 for a similar address and +4 for the same
     birthday; the review band starts at 4 points. So a name key matters only to records with an
     address or a birthday, and the second name key (``name2:``, whose pairs are no closer than one
-    character more, +0.5) only to records with a birthday — on both sides of the pair, so the
+    character more, +0.5 — but for a compound surname with a doubled given name, 欧阳芳 / 欧阳芳芳,
+    +2.5, so those keep it) only to records with a birthday — on both sides of the pair, so the
     pruned keys are neither indexed nor looked up. (A test checks the argument against
     :func:`score`.)"""
     keys = blocking_keys(p)
@@ -337,6 +338,8 @@ def search_keys(p: Person) -> set[str]:
         return keys
     if not p.address:
         return {k for k in keys if not k.startswith(("name:", "name2:"))}
+    if _surname_length(_compact(p.name)) == 2:
+        return keys  # 欧阳芳 / 欧阳芳芳 ("doubled", +2.5) share only the second key
     return {k for k in keys if not k.startswith("name2:")}
 
 

@@ -23,6 +23,7 @@ A dry run does all of it in memory and writes only the job and its rejections.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import concurrent.futures
 import csv
@@ -41,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import msgspec
 
 from server import db
@@ -59,7 +61,7 @@ AHEAD = 2  # batches the worker cleans ahead of the one being resolved
 # the same loop) send its next statement this often, or that write would wait for the whole batch.
 YIELD_EVERY = 50
 KEYS_UP_FRONT_RATIO = 4  # read every key up front when the file has ≥ a quarter as many rows as we have customers
-LATE_MARGIN = dt.timedelta(minutes=1)  # clocks of other writers may lag a little
+LATE_MARGIN = dt.timedelta(seconds=10)  # clocks of other writers (app servers) may lag a little
 IDENTITY_FIELDS = shared_imports.IDENTITY_FIELDS
 # The mapping's field → the kind stored in customer_identities (shared.enums.IdentityKind).
 IDENTITY_KIND = {
@@ -535,6 +537,7 @@ class Importer:
         self.timings: collections.Counter[str] = collections.Counter()  # seconds by stage (bench/imports.py)
         self.pipelined = False
         self._writing: asyncio.Task | None = None
+        self._writing_done: tuple[int, int, Counts] = (0, 0, self.counts)
         self.headers: list[str] = []
         self.columns: dict[str, str | None] = {}
 
@@ -578,12 +581,6 @@ class Importer:
             self.present = await keys_in_db()
             self.timings["reading the keys in the database"] += time.perf_counter() - started
         ahead: collections.deque = collections.deque()
-        # What this run knows grows by a batch of long-lived objects each time (and nothing of it
-        # is cyclic garbage): the cyclic collector would walk all of them again and again, a
-        # third of the time of a big import. It rests until the run ends.
-        collecting = gc.isenabled()
-        if pool is not None:
-            gc.disable()
         try:
             if pool is None:
                 for batch in batches:
@@ -604,12 +601,16 @@ class Importer:
                     self._ids.extend(ids)
                     self.timings["waiting for cleaning"] += time.perf_counter() - waited
                     await self._batch(batch, number, table.total, rows)
+                    # What this run knows grows by a batch of long-lived objects each time: the
+                    # cyclic collector would walk all of them again and again (a third of the
+                    # time of a big import). Frozen, it leaves them be (unfrozen when it ends).
+                    gc.freeze()
             await self._drain()
             if self.present is not None and not self.dry_run:
                 await self._late_arrivals(since, number, table.total)
         finally:
-            if collecting:
-                gc.enable()
+            if pool is not None:
+                gc.unfreeze()
             if self._writing is not None and not self._writing.done():
                 self._writing.cancel()
             for _, cleaning_ahead in ahead:  # stopped half-way: the worker drops what is queued
@@ -657,7 +658,7 @@ class Importer:
                     plan.reviews.append((other.store_id, other.id, made.id, m.score, m.reasons))
                     self.counts.review += 1
         if plan.reviews:
-            await self._commit(plan, last, total, dataclasses.replace(self.counts))
+            await self._commit(plan, last, dataclasses.replace(self.counts))
 
     def _batches(self, table: Table, start: int) -> Iterator[list[tuple[int, list[str]]]]:
         """The file's rows after ``start`` (done by an earlier run of this job), BATCH at a time."""
@@ -867,19 +868,28 @@ class Importer:
         counts = dataclasses.replace(self.counts)  # as of this batch: what resume starts from
         started = time.perf_counter()
         if not self.pipelined:
-            await self._commit(plan, last, total, counts)
+            await self._commit(plan, last, counts)
             self.timings["writing"] += time.perf_counter() - started
+            self._told(last, total, counts)
             return
         await self._drain()
         self.timings["waiting for the previous write"] += time.perf_counter() - started
-        self._writing = asyncio.get_running_loop().create_task(self._commit(plan, last, total, counts))
+        self._writing = asyncio.get_running_loop().create_task(self._commit(plan, last, counts))
+        self._writing_done = (last, total, counts)
 
     async def _drain(self) -> None:
+        """Wait for the write under way; then tell the caller's ``progress`` (from this task, not
+        the write's: a Ctrl-C it raises stops the run here, after the write committed)."""
         if self._writing is not None:
             writing, self._writing = self._writing, None
             await writing
+            self._told(*self._writing_done)
 
-    async def _commit(self, plan: Plan, last: int, total: int, c: Counts) -> None:
+    def _told(self, last: int, total: int, counts: Counts) -> None:
+        if self.progress:
+            self.progress(last, total, counts)
+
+    async def _commit(self, plan: Plan, last: int, c: Counts) -> None:
         async with db.transaction():
             if db.is_postgres():
                 # A batch that a crash loses is a batch the job has not counted either (its position
@@ -899,8 +909,6 @@ class Importer:
                 "rejected = {}, review = {} WHERE id = {}",
                 last, c.created, c.updated, c.unchanged, c.merged, c.rejected, c.review, self.job_id,
             )  # fmt: skip
-        if self.progress:
-            self.progress(last, total, c)
 
     async def _write_orders(self, plan: Plan, counters: dict[str, Iterator[int]]) -> None:
         raise NotImplementedError  # only order files have orders
@@ -919,9 +927,7 @@ class Importer:
         counters: dict[str, Iterator[int]] = {}
         for store, count in sorted(per_store.items()):
             if count:
-                _t0 = time.perf_counter()
                 last = await allocate_versions(store_scope(uuid.UUID(store)), count)
-                COPYT["allocate"] += time.perf_counter() - _t0
                 counters[store] = iter(range(last - count + 1, last + 1))
         await _copy(
             "customers",
@@ -941,8 +947,7 @@ class Importer:
             [(i, next(counters[s]), False, now, s, c, n, d, k, p, now)
              for i, s, c, n, d, k, p in plan.phones],
         )  # fmt: skip
-        await _copy(
-            "customer_identities",
+        await _copy_identities(
             ("id", "version", "deleted", "updated_at", "store_id", "customer_id", "kind", "value", "created_at"),
             [(i, next(counters[s]), False, now, s, c, k, v, now)
              for i, s, c, k, v in plan.identities],
@@ -986,6 +991,13 @@ class Importer:
 _pools: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
 
 
+@atexit.register
+def _shut_pools() -> None:
+    for pool in _pools.values():
+        pool.shutdown(wait=True, cancel_futures=True)
+    _pools.clear()
+
+
 def _cleaning_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """Worker processes for cleaning (started once per process with "spawn": the importer may
     run inside the API server, whose event loop and connections a forked child must not share)."""
@@ -997,16 +1009,27 @@ def _cleaning_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     return pool
 
 
+async def _copy_identities(columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Channel identities are unique (kind, value). One that someone else gave a customer after
+    this run looked (a rep, a feed; with the keys read up front, after the run started) would fail
+    the whole batch: it is left to its owner instead, and the run's end check (late arrivals)
+    finds the two customers by it for a person to decide."""
+    if not rows:
+        return
+    if not db.is_postgres():
+        await db.insert_many("customer_identities", columns, rows, on_conflict=("kind", "value"))
+        return
+    connection = db.engine().current_transaction.get().connection
+    try:
+        async with connection.transaction():  # a savepoint: the COPY alone is undone
+            await _copy("customer_identities", columns, rows)
+    except asyncpg.UniqueViolationError:
+        await db.insert_many("customer_identities", columns, rows, on_conflict=("kind", "value"))
+
+
 async def _copy(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """COPY on PostgreSQL (ids may be given as text: both drivers take UUIDs written out)."""
-    import time as _t
-
-    t = _t.perf_counter()
     await db.insert_many(table, columns, rows, copy=True)
-    COPYT[table] += _t.perf_counter() - t
-
-
-COPYT = collections.Counter()
 
 
 def _shares(known: Known, record: Record) -> bool:
@@ -1155,19 +1178,21 @@ async def import_bytes(data: bytes, file_name: str, **options: Any) -> tuple[dic
 
 
 async def rejections_csv(job_id: uuid.UUID) -> str:
-    """The rejected rows as they were in the file, with 行号 row and 原因 reason first (UTF-8 with BOM,
-    so Excel opens it in Chinese)."""
+    """The rejected rows as they were in the file, with 行号 row, 字段 field and the reason, in English
+    (原因 reason) and in Chinese (原因（中文）), first (UTF-8 with BOM, so Excel opens it in Chinese)."""
+    from shared.import_reasons import zh
+
     row = await job(job_id)
     headers = list((row["columns"] if isinstance(row["columns"], dict) else json.loads(row["columns"])).keys())
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out)
-    writer.writerow(["行号 row", "字段 field", "原因 reason", *headers])
+    writer.writerow(["行号 row", "字段 field", "原因 reason", "原因（中文）", *headers])
     for r in await ImportJob.raw(
         "SELECT row_number, field, reason, raw FROM import_rejections WHERE job_id = {} ORDER BY row_number", job_id
     ):
         raw = r["raw"] if isinstance(r["raw"], dict) else json.loads(r["raw"])
-        writer.writerow([r["row_number"], r["field"], r["reason"], *[raw.get(h, "") for h in headers]])
+        writer.writerow([r["row_number"], r["field"], r["reason"], zh(r["reason"]), *[raw.get(h, "") for h in headers]])
     return out.getvalue()
 
 
