@@ -99,7 +99,9 @@ async def test_a_manager_imports_a_file_picked_in_the_browser(web, live_server, 
             assert download.suggested_filename == "会员名单 2026-rejected.csv"
             body = (await download.path()).read_bytes()
             lines = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
-            assert body.startswith(b"\xef\xbb\xbf") and len(lines) == 2 and lines[1][3] == f"导入测{tag}丙"
+            # 行号, 字段, the reason in English and in Chinese, then the row as it was in the file
+            assert body.startswith(b"\xef\xbb\xbf") and len(lines) == 2 and lines[1][4] == f"导入测{tag}丙"
+            assert lines[1][3].startswith("手机号应为 11 位")
         finally:
             await context.close()
             await browser.close()
