@@ -162,7 +162,11 @@ class Match(msgspec.Struct, frozen=True):
     score: float
     decision: Decision
     reasons: tuple[str, ...]
-    reasons_zh: tuple[str, ...]
+
+    @property
+    def reasons_zh(self) -> tuple[str, ...]:
+        # Worked out when asked: an import scores many pairs and shows few.
+        return tuple(_zh(r) for r in self.reasons)
 
 
 # --- names and places --------------------------------------------------------------------------------
@@ -476,7 +480,7 @@ def score(a: Person, b: Person) -> Match:
         value = REVIEW_AT
         reasons.append("identifier_conflict" if shared_ids else "contact_conflict")
     decision: Decision = "merge" if value >= MERGE_AT else "review" if value >= REVIEW_AT else "distinct"
-    return Match(value, decision, tuple(reasons), tuple(_zh(r) for r in reasons))
+    return Match(value, decision, tuple(reasons))
 
 
 _MOST_NAME_POINTS = max(NAME_POINTS.values())
