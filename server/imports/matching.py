@@ -487,11 +487,12 @@ _MOST_NAME_POINTS = max(NAME_POINTS.values())
 
 
 def may_match(a: Person, b: Person) -> bool:
-    """False only when :func:`score` would surely call the pair ``distinct``: a cheap upper bound
-    on the points, for the many candidates a name key brings (张伟 in 北京). With a shared channel
+    """False only when :func:`score` would surely call the pair ``distinct``: an upper bound on the
+    points, for the many candidates a name key brings (张伟 in 北京). With a shared channel
     identity, phone or e-mail the pair is always scored in full; without, the points can only come
-    from the name, the district, the address and the birthday, and the caps and floors of
-    :func:`score` never lift such a pair to ``review``. (A test checks this against :func:`score`.)"""
+    from the name, the district, the address and the birthday (each counted here at most as score
+    counts it; the penalties left out), and the caps and floors of :func:`score` never lift such a
+    pair to ``review``. (Tests check this against :func:`score`.)"""
     if a.identities and b.identities and _identities(a) & _identities(b):
         return True
     if (a.phones and b.phones and not set(a.phones).isdisjoint(b.phones)) or (
@@ -500,12 +501,22 @@ def may_match(a: Person, b: Person) -> bool:
         return True
     name_a, name_b = _compact(a.name), _compact(b.name)
     points = NAME_POINTS[name_kind(name_a, name_b)[0]] if name_a and name_b else 0.0
-    if a.district and b.district:
+    if a.district and b.district and _place(a.district) == _place(b.district):
         points += DISTRICT_POINTS
-    if a.address and b.address:
-        points += ADDRESS_SIMILAR_POINTS
     if a.birthday and a.birthday == b.birthday:
         points += BIRTHDAY_POINTS
+    if a.address and b.address:
+        if round(_sigmoid(points + ADDRESS_SIMILAR_POINTS), 4) < REVIEW_AT:
+            return False  # not even with a similar address
+        # The address as score compares it (same-name namesakes with an address are common, and
+        # most live elsewhere): only the points it can bring, never more.
+        rest_a, rest_b = _address_text(a), _address_text(b)
+        if rest_a and rest_b:
+            similarity = fuzz.token_set_ratio(rest_a, rest_b) / 100
+            if similarity >= ADDRESS_SIMILAR_AT:
+                points += ADDRESS_SIMILAR_POINTS
+            elif similarity >= ADDRESS_NEAR_AT:
+                points += ADDRESS_NEAR_POINTS
     return round(_sigmoid(points), 4) >= REVIEW_AT
 
 
