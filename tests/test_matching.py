@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bench.identity import run
 from bench.identity_data import PROFILES, generate
-from server.imports import cleaning
+from server.imports import cleaning, matching
 from server.imports.matching import (
     MERGE_AT,
     REVIEW_AT,
@@ -224,6 +224,18 @@ def test_name_keys_fold_slips_and_city_spellings_and_three_character_names_get_a
     assert names(name="王健国", city="杭州市") == {"name:王建国|杭州", "name2:王*国|杭州"}
     assert names(name="王见国", city="杭州市") & names(name="王建国", city="杭州市") == {"name2:王*国|杭州"}
     assert names(name="王女士", city="杭州市") == set()  # half the city would share it
+
+
+def test_the_spellings_of_a_name_are_every_name_that_folds_like_it():
+    assert set(matching.spellings("王方")) == {"王芳", "王方", "王舫", "汪芳", "汪方", "汪舫"}
+    assert matching.spellings("Li Na") == ("Li Na",) and matching.spellings("赵四") == ("赵四",)
+    for name in ("王方", "陈静怡", "张伟", "欧阳娜娜"):
+        spelt = matching.spellings(name)
+        assert name in spelt and len(set(spelt)) == len(spelt)
+        assert {matching._fold(s) for s in spelt} == {matching._fold(name)}
+    # Past 512 spellings, those one character away (still including the name itself).
+    many = matching.spellings("宇宇宇宇")
+    assert len(many) == 1 + 4 * 6 and all(sum(a != b for a, b in zip(s, "宇宇宇宇", strict=True)) <= 1 for s in many)
 
 
 def test_resolve_returns_the_best_merge_target_and_the_review_band_best_first():

@@ -12,7 +12,8 @@ from shared.enums import Gender, IdentityKind, PhoneKind
 
 
 class Customer(SyncColumns, Table, tablename="customers"):
-    store_id = ForeignKey(Store, on_delete=OnDelete.restrict, null=False, index=True)  # home store
+    # home store (indexed by (store_id, version) and others: migration 0017)
+    store_id = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
     owner_id = ForeignKey(User, on_delete=OnDelete.set_null, null=True, index=True)  # owner rep
     name = Varchar(length=64, index=True)
     gender = Varchar(length=10, choices=Gender, null=True, default=None)
@@ -31,7 +32,8 @@ class Customer(SyncColumns, Table, tablename="customers"):
 
 class CustomerPhone(SyncColumns, Table, tablename="customer_phones"):
     store_id = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
-    customer_id = ForeignKey(Customer, on_delete=OnDelete.cascade, null=False, index=True)
+    # indexed by (customer_id, is_primary): migration 0017
+    customer_id = ForeignKey(Customer, on_delete=OnDelete.cascade, null=False)
     number = Varchar(length=32)  # E.164, e.g. +8613812345678
     digits = Varchar(length=20, index=True)  # national significant number, for fragment search
     kind = Varchar(length=10, choices=PhoneKind, default=PhoneKind.MOBILE)

@@ -191,6 +191,25 @@ def _fold(name: str) -> str:
     return "".join(_FOLD.get(c, c) for c in name)
 
 
+_GROUP_OF = {c: group for group in _CONFUSABLE_GROUPS for c in group}
+_SPELLINGS_AT_MOST = 512  # a name of four characters from the biggest groups has 7⁴ = 2,401
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def spellings(name: str) -> tuple[str, ...]:
+    """Every name that folds like ``name`` (王方 → 王芳, 王方, 王舫, 汪芳, 汪方, 汪舫): what a customer
+    in the database must be called for ``name``'s name key to find it — the database is asked by
+    the exact name (its index). Beyond ``_SPELLINGS_AT_MOST`` spellings (4 characters each from a
+    big group), those with one character changed."""
+    groups = [_GROUP_OF.get(c, c) for c in name]
+    if math.prod(len(g) for g in groups) <= _SPELLINGS_AT_MOST:
+        out = [""]
+        for group in groups:
+            out = [head + c for head in out for c in group]
+        return tuple(out)
+    return (name, *(name[:i] + c + name[i + 1 :] for i, g in enumerate(groups) for c in g if c != name[i]))
+
+
 def _surname_length(name: str) -> int:
     return 2 if name[:2] in _COMPOUND_SURNAMES and len(name) > 2 else 1
 

@@ -421,15 +421,20 @@ async def candidates_in_db(records: list[Record], present: KeysInDb | None = Non
     # Names alone are weak keys (张伟 is everywhere): with a city, only that city's namesakes; and
     # only for records a namesake could be found for (with an address or a birthday:
     # matching.search_keys says why).
-    named = [r for r in records if r.name and (r.address or r.birthday)]
+    # A name is looked up under each spelling that folds like it (王方 finds 王芳: the name keys
+    # fold them alike), a city under its spellings with and without 市.
+    named = [(r, matching.spellings(r.name)) for r in records if r.name and (r.address or r.birthday)]
     if present is not None:
         digits = [d for d in digits if d in present.phones]
         values = [v for v in values if v in present.values]
         emails = [e for e in emails if e in present.emails]
-        named = [r for r in named if r.name in present.names]
-    names = sorted({r.name for r in named if not r.city})
-    named_in = sorted({r.name for r in named if r.city})
-    cities = sorted({r.city for r in named if r.city} | {""})
+        named = [(r, [n for n in spelt if n in present.names]) for r, spelt in named]
+    names = sorted({n for r, spelt in named if not r.city for n in spelt})
+    named_in = sorted({n for r, spelt in named if r.city for n in spelt})
+    cities = sorted(
+        {c for r, _ in named if r.city for c in (r.city, r.city.removesuffix("市"), r.city.removesuffix("市") + "市")}
+        | {""}
+    )
     found: set[str] = set()
     if digits:
         found |= {
