@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import multiprocessing
 import random
 import uuid
 
@@ -408,6 +409,29 @@ async def test_a_second_fast_import_of_the_same_file_changes_nothing(world: Worl
     }
     assert await snapshot(shop) == before  # not even a version moved
     assert await queued(shop) == reviews
+
+
+async def test_the_cleaning_worker_works_while_an_import_runs_and_stops_when_it_ends(world: World, monkeypatch):  # noqa: F811
+    # An API server keeps no idle worker process between imports (nor does a stopped import).
+    messy = Messy(120, seed=13)
+    shop = await world.shop()
+    code = await code_of(shop)
+    fast(monkeypatch, batch=30)
+    seen: list[int] = []
+
+    def progress(done: int, total: int, counts: service.Counts) -> None:
+        seen.append(len([p for p in multiprocessing.active_children() if p.is_alive()]))
+
+    job, _ = await service.import_bytes(messy.data(9), "客户.csv", columns=COLUMNS, store_code=code, progress=progress)
+    assert job["status"] == "done" and seen and all(n >= 1 for n in seen)
+    assert service._pools == {} and not multiprocessing.active_children()
+
+    def stop(done: int, total: int, counts: service.Counts) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await service.import_bytes(messy.data(10), "客户.csv", columns=COLUMNS, store_code=code, progress=stop)
+    assert service._pools == {} and not multiprocessing.active_children()
 
 
 # --- resume --------------------------------------------------------------------------------------------------

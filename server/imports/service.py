@@ -620,6 +620,8 @@ class Importer:
                 self._writing.cancel()
             for _, cleaning_ahead in ahead:  # stopped half-way: the worker drops what is queued
                 cleaning_ahead.cancel()
+            if pool is not None:
+                await _release_pool(self.workers)
         await ImportJob.raw(
             "UPDATE import_jobs SET status = 'done', finished_at = {}, total_rows = {} WHERE id = {}",
             dt.datetime.now(dt.UTC),
@@ -994,6 +996,7 @@ class Importer:
 
 
 _pools: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
+_pool_users: collections.Counter[int] = collections.Counter()
 
 
 @atexit.register
@@ -1001,17 +1004,32 @@ def _shut_pools() -> None:
     for pool in _pools.values():
         pool.shutdown(wait=True, cancel_futures=True)
     _pools.clear()
+    _pool_users.clear()
 
 
 def _cleaning_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    """Worker processes for cleaning (started once per process with "spawn": the importer may
-    run inside the API server, whose event loop and connections a forked child must not share)."""
+    """Worker processes for cleaning (started with "spawn": the importer may run inside the API
+    server, whose event loop and connections a forked child must not share), shared by the imports
+    running at once in this process; each gives it back with :func:`_release_pool`."""
     pool = _pools.get(workers)
     if pool is None or getattr(pool, "_broken", False):
         pool = _pools[workers] = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn")
         )
+    _pool_users[workers] += 1
     return pool
+
+
+async def _release_pool(workers: int) -> None:
+    """The last import using the workers stops them (an API server keeps no idle worker of about
+    100 MB between imports; starting one costs a second, next to a file of thousands of rows)."""
+    _pool_users[workers] -= 1
+    if _pool_users[workers] > 0:
+        return
+    del _pool_users[workers]
+    pool = _pools.pop(workers, None)
+    if pool is not None:
+        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
 
 async def _copy_identities(columns: tuple[str, ...], rows: list[tuple]) -> None:
