@@ -303,3 +303,37 @@ async def test_a_customer_known_by_a_placeholder_takes_the_real_name_and_is_not_
         for r in await Customer.select(Customer.name).where(Customer.id.is_in([pair["customer_a"], pair["customer_b"]]))
     }
     assert names == {"待补充姓名", "李雷"}
+
+
+async def test_a_row_that_joins_a_customer_and_resembles_another_queues_that_pair_once(world: World):
+    # 周航 (a phone, nothing else) and a namesake in the next building's flat are two customers
+    # nobody has compared. A row with the first one's phone and an address one room from the
+    # namesake's joins the first and, resembling the namesake, puts the two to a person.
+    shop = await world.shop()
+    code = await code_of(shop)
+    home = "上海市徐汇区枫丹路33号望江里3号楼1单元"
+    header = "姓名,手机,地址,标签\n"
+    first, _ = await service.import_bytes(
+        (header + f"周航,19944446601,,\n周航,19944446602,{home}1203室,\n").encode(), "a.csv", store_code=code
+    )
+    assert first["created"] == 2 and first["review"] == 0
+    people = {
+        r["id"]: r for r in await Customer.select(Customer.id, Customer.address).where(Customer.store_id == shop.id)
+    }
+    [plain] = [i for i, r in people.items() if not r["address"]]
+    [namesake] = [i for i, r in people.items() if r["address"]]
+    row = f"周航,19944446601,{home}502室,\n"
+    joined, _ = await service.import_bytes((header + row).encode(), "b.csv", store_code=code)
+    assert counts(joined)["updated"] == 1 and joined["review"] == 1
+    [pair] = await MergeCandidate.select().where(MergeCandidate.store_id == shop.id)
+    assert {pair["customer_a"], pair["customer_b"]} == {plain, namesake} and pair["status"] == "open"
+    # The same file again brings nothing: nothing is queued (and the job says so).
+    again, _ = await service.import_bytes((header + row).encode(), "b.csv", store_code=code)
+    assert counts(again)["unchanged"] == 1 and again["review"] == 0
+    # A pair a person has decided is not asked again, whichever way round it was written.
+    await MergeCandidate.update({MergeCandidate.status: "distinct"}).where(MergeCandidate.id == pair["id"])
+    tagged, _ = await service.import_bytes(
+        (header + f"周航,19944446601,{home}502室,VIP\n").encode(), "c.csv", store_code=code
+    )
+    assert counts(tagged)["updated"] == 1 and tagged["review"] == 0
+    assert await MergeCandidate.count().where(MergeCandidate.store_id == shop.id) == 1

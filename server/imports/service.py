@@ -536,6 +536,7 @@ class Importer:
         self.index: dict[str, set[str]] = {}  # blocking key → customers made or changed by this run
         self.gone: set[str] = set()  # merged away during this run
         self.identity_owner: dict[tuple[str, str], str] = {}  # a channel identity belongs to one customer
+        self.queued: set[tuple[str, str]] = set()  # pairs queued for review by this run (lower id first)
         self._ids: collections.deque[str] = collections.deque()
         self.workers = workers
         self.present: KeysInDb | None = None
@@ -662,8 +663,7 @@ class Importer:
             pairs = [(target, match), *review] if target is not None and match is not None else review
             for made, m in pairs:
                 if self.known[made.id].store_id == other.store_id:
-                    plan.reviews.append((other.store_id, other.id, made.id, m.score, m.reasons))
-                    self.counts.review += 1
+                    self._queue(plan, other.store_id, other.id, made.id, m)
         if plan.reviews:
             await self._commit(plan, last, dataclasses.replace(self.counts))
 
@@ -756,31 +756,42 @@ class Importer:
             made = self._create(record, plan, keys)
             for other, m in review:
                 if known[other.id].store_id == made.store_id:
-                    plan.reviews.append((made.store_id, other.id, made.id, m.score, m.reasons))
-                    self.counts.review += 1
+                    self._queue(plan, made.store_id, other.id, made.id, m)
             return made, "created"
         existing = known[target.id]
         strong = _shares(existing, record)
         changed = self._attach(existing, record, plan)
         # Other customers this row proves to be the same person (scored at merge level by
-        # matching.resolve): merged into the target.
+        # matching.resolve): merged into the target. Those it resembles (the review band): for a
+        # person to decide against the target — when the row brought the target something (a row
+        # that brings nothing is what the target was when the pair was last looked at: a second
+        # import of a file queues nothing).
         folded = False
         for other_person, m in review:
             other = known[other_person.id]
-            if m.decision != "merge" or other.id in gone:
+            if other.id in gone or other.store_id != existing.store_id:
                 continue
-            if other.store_id == existing.store_id and not other.new:
+            if m.decision == "merge" and not other.new:
                 plan.merges.append((existing.id, other.id, m.score, m.reasons))
                 gone.add(other.id)
                 folded = True
-            elif other.store_id == existing.store_id:
-                plan.reviews.append((existing.store_id, existing.id, other.id, m.score, m.reasons))
-                self.counts.review += 1
+            elif m.decision == "merge" or changed:
+                self._queue(plan, existing.store_id, existing.id, other.id, m)
         if existing.cached is None:  # it took something new (person() was cached as a candidate above)
             self._remember(existing)
         if folded or not strong:
             return existing, "merged"
         return existing, "updated" if changed else "unchanged"
+
+    def _queue(self, plan: Plan, store: str, a: str, b: str, m: matching.Match) -> None:
+        """Queue the pair (a, b) for a person to decide, once a run whichever way round (a pair
+        queued before, or decided, is left as it is: :func:`_unqueued`)."""
+        pair = (a, b) if a < b else (b, a)
+        if pair in self.queued:
+            return
+        self.queued.add(pair)
+        plan.reviews.append((store, a, b, m.score, m.reasons))
+        self.counts.review += 1
 
     def _store_of(self, record: Record) -> str:
         return self.stores[record.store_code] if record.store_code else str(self.default_store)
@@ -902,6 +913,11 @@ class Importer:
                 # A batch that a crash loses is a batch the job has not counted either (its position
                 # commits with it): resume does it again. So the commit need not wait for the disk.
                 await ImportJob.raw("SET LOCAL synchronous_commit = off")
+            if plan.reviews:
+                fresh = await _unqueued(plan.reviews)
+                c.review -= len(plan.reviews) - len(fresh)  # the job counts what it queued
+                self.counts.review -= len(plan.reviews) - len(fresh)
+                plan.reviews = fresh
             if not self.dry_run:
                 await self._write_rows(plan)
             rejections = [
@@ -985,14 +1001,14 @@ class Importer:
                 reasons=list(reasons),
                 now=now,
             )
-        for store, a, b, score, reasons in plan.reviews:
-            await ImportJob.raw(
-                "INSERT INTO merge_candidates (id, store_id, customer_a, customer_b, score, reasons, job_id, status, "
-                "created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, 'open', {}) ON CONFLICT (customer_a, customer_b) "
-                "DO NOTHING",
-                uuid7(), uuid.UUID(store), uuid.UUID(a), uuid.UUID(b), float(score),
-                json.dumps(list(reasons), ensure_ascii=False), self.job_id, now,
-            )  # fmt: skip
+        await db.insert_many(
+            "merge_candidates",
+            ("id", "store_id", "customer_a", "customer_b", "score", "reasons", "job_id", "status", "created_at"),
+            [(uuid7(), uuid.UUID(store), uuid.UUID(a), uuid.UUID(b), float(score),
+              json.dumps(list(reasons), ensure_ascii=False), self.job_id, "open", now)
+             for store, a, b, score, reasons in plan.reviews],
+            on_conflict=("customer_a", "customer_b"),
+        )  # fmt: skip
 
 
 _pools: dict[int, concurrent.futures.ProcessPoolExecutor] = {}
@@ -1048,6 +1064,17 @@ async def _copy_identities(columns: tuple[str, ...], rows: list[tuple]) -> None:
             await _copy("customer_identities", columns, rows)
     except asyncpg.UniqueViolationError:
         await db.insert_many("customer_identities", columns, rows, on_conflict=("kind", "value"))
+
+
+async def _unqueued(reviews: list[tuple[str, str, str, float, tuple[str, ...]]]) -> list:
+    """The review pairs not in the queue yet, either way round (a pair queued by an earlier run,
+    or one a person has decided, is not asked again)."""
+    ids = sorted({uuid.UUID(i) for _, a, b, _, _ in reviews for i in (a, b)})
+    there = {
+        frozenset((str(r["customer_a"]), str(r["customer_b"])))
+        for r in await _chunks("SELECT customer_a, customer_b FROM merge_candidates WHERE customer_a IN (%s)", ids)
+    }
+    return [r for r in reviews if frozenset((r[1], r[2])) not in there]
 
 
 async def _copy(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
