@@ -35,6 +35,7 @@ that the merge made is a tombstone after the undo, like the alias: devices must 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import uuid
 from collections.abc import Iterator
@@ -70,9 +71,11 @@ def _blank(value: Any) -> bool:
     return value is None or value == ""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def nameless(name: Any) -> bool:
     """Whether a customer's name is no real name: empty, a placeholder ("待补充姓名", 客户, 测试,
-    "无", a phone number …) — what the import cleaning would refuse as a name."""
+    "无", a phone number …) — what the import cleaning would refuse as a name. (Cached: an import
+    asks it of every customer it loads.)"""
     text = cleaning.clean_text(name)
     if not text or text in PLACEHOLDER_NAMES:
         return True
