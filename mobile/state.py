@@ -955,6 +955,20 @@ class AppState(DeskActions):
         except (httpx.HTTPError, OSError) as exc:
             self.desk_error = self.tr("desk.offline", message=str(exc) or type(exc).__name__)
 
+    async def resume_import(self, job_id: str) -> None:
+        """继续导入: an import from the app that stopped goes on from its last committed batch (the
+        server kept the file); the list then shows its progress."""
+        try:
+            job = await self._api("POST", f"/api/imports/{job_id}/resume")
+        except httpx.HTTPStatusError as exc:
+            self.toast = self.tr("action.failed", message=exc.response.json().get("detail", str(exc)))
+            return
+        except (httpx.HTTPError, OSError) as exc:
+            self.toast = self.tr("desk.offline", message=str(exc) or type(exc).__name__)
+            return
+        self.toast = self.tr("desk.resumed", row=int(job["next_row"]) + 1)
+        await self.load_desk()
+
     async def decide_duplicate(self, candidate_id: str, decision: str) -> None:
         """合并 (merge: the first customer stays) or 不是同一人 (distinct) for a pair in the queue."""
         try:

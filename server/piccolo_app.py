@@ -11,6 +11,7 @@ from server.customers.tables import Customer, CustomerIdentity, CustomerPhone, C
 from server.imports.tables import (
     CustomerAlias,
     CustomerMerge,
+    ImportFile,
     ImportJob,
     ImportMapping,
     ImportRejection,
@@ -67,6 +68,7 @@ TABLES = [
     FeedCursor,
     ImportMapping,
     ImportJob,
+    ImportFile,
     ImportRejection,
     CustomerMerge,
     MergeCandidate,

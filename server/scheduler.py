@@ -38,6 +38,9 @@ JOBS = [
     ("auth.purge_expired_sessions", "server.auth.jobs:purge_expired_sessions", 3600),
     ("sync.purge_tombstones", "server.sync.jobs:purge_tombstones", 3600),
     ("sync.purge_old_answers", "server.sync.jobs:purge_old_answers", 6 * 3600),
+    # An import started from the app whose server stopped goes on from its last batch (its runner's
+    # heartbeat is two minutes stale); a run holds the job's next runs off (max_instances 1).
+    ("imports.resume_stale", "server.imports.jobs:resume_stale", 60),
 ]
 
 

@@ -5,6 +5,7 @@ here (two customers each, in BJ-CY) and everything is removed afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -13,10 +14,15 @@ import pytest
 from mobile.ui.screens import DeskScreen
 from mobile.ui.shell import Shell
 from server.customers.tables import Customer
+from server.imports import service
 from server.imports.tables import CustomerAlias, CustomerMerge, MergeCandidate
 from shared.ids import uuid7
 from tests.flet_tree import click, find, has, render, texts
 from tests.test_app_state import no_device_left, sign_in
+from tests.test_imports import code_of, counts, world  # noqa: F401 — world: the fixture (deletes import rows)
+from tests.test_imports_resume import ALL_NEW, people
+from tests.test_rules import World
+from tests.test_rules import world as rules_world  # noqa: F401 — the fixture `world` builds on
 
 
 @pytest.fixture
@@ -81,3 +87,42 @@ async def test_a_rep_has_no_desk(live_server, tmp_path):
     finally:
         await state.close()
         no_device_left(tmp_path / "rep")
+
+
+async def test_an_import_that_stopped_is_resumed_from_the_desk(
+    live_server,
+    tmp_path,
+    world: World,  # noqa: F811
+    monkeypatch,
+):
+    shop = await world.shop()
+    code = await code_of(shop)
+    monkeypatch.setattr(service, "BATCH", 10)  # here; the server resumes it with its own batches
+    job, table, _ = await service.create_job(people("7"), "门店.csv", store_code=code, keep_file=True)
+
+    def database_gone(done, total, c):
+        raise ConnectionResetError("the database went away")
+
+    with pytest.raises(ConnectionResetError):
+        await service.run_job(job, table, database_gone)
+    phone = await sign_in(live_server.url, tmp_path / "admin", "admin")
+    state = phone.state
+    try:
+        await state.load_desk()
+        tree = render(lambda: Shell(state, DeskScreen(state)))
+        assert any("门店.csv · 中断（可续传） · 10/25 行" in t for t in texts(tree))
+        await click(find(tree, key=f"resume-{job['id']}"))
+        assert state.toast == "已从第 11 行继续导入"
+        for _ in range(600):  # the server goes on with it in the background
+            done = await service.job(job["id"])
+            if done["status"] != "running":
+                break
+            await asyncio.sleep(0.05)
+        assert done["status"] == "done" and counts(done) == ALL_NEW
+        await state.load_desk()
+        tree = render(lambda: Shell(state, DeskScreen(state)))
+        assert not has(tree, key=f"resume-{job['id']}")
+        assert any("门店.csv · 完成 · 25/25 行" in t for t in texts(tree))
+    finally:
+        await state.close()
+        no_device_left(tmp_path / "admin")

@@ -488,6 +488,13 @@ def _refresh_desk(state: AppState):
     return handler
 
 
+def _resume(state: AppState, job_id: str):
+    async def handler(e: ft.Event) -> None:
+        await state.resume_import(job_id)
+
+    return handler
+
+
 def _decide(state: AppState, candidate_id: str, decision: str):
     async def handler(e: ft.Event) -> None:
         await state.decide_duplicate(candidate_id, decision)
@@ -534,6 +541,19 @@ def DeskScreen(state: AppState) -> ft.Control:
                             "desk.counts",
                             **{k: job[k] for k in ("created", "updated", "unchanged", "merged", "rejected", "review")},
                         )
+                    ),
+                    *(
+                        [
+                            muted(job.get("error") or ""),
+                            ft.OutlinedButton(
+                                key=f"resume-{job['id']}",
+                                content=ft.Text(state.tr("desk.resume")),
+                                icon=ft.Icons.PLAY_ARROW,
+                                on_click=_resume(state, job["id"]),
+                            ),
+                        ]
+                        if job["status"] == "failed" and job.get("resumable")
+                        else []
                     ),
                 ],
                 key=f"job-{job['id']}",

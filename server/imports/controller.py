@@ -59,6 +59,8 @@ def _job_out(row: dict[str, Any]) -> dict[str, Any]:
     )
     out = {k: row[k] for k in keys}
     out.update(
+        # started from the app (its file kept) and not done: POST /api/imports/{id}/resume goes on with it
+        resumable=bool(row.get("kept")) and row["status"] != "done",
         id=str(row["id"]),
         dry_run=bool(row["dry_run"]),
         store_id=str(row["store_id"]) if row["store_id"] else None,
@@ -101,6 +103,22 @@ async def _job_in_scope(caller: Caller, job_id: uuid.UUID) -> dict[str, Any]:
     if row["store_id"] is None and not caller.sees_all and str(row["created_by_id"]) != str(caller.user_id):
         raise NotFound(f"import {job_id} not found")
     return row
+
+
+def _in_background(job: dict[str, Any], table: service.Table, runner: uuid.UUID | None = None) -> None:
+    async def work() -> None:
+        try:
+            await service.run_job(job, table, runner=runner)
+        except DomainError as exc:
+            log.warning("import %s stopped: %s", job["id"], exc.detail)
+        except service.Superseded:
+            log.warning("import %s was taken over by another runner", job["id"])
+        except Exception:
+            log.exception("import %s failed", job["id"])
+
+    task = asyncio.get_running_loop().create_task(work(), name=f"import-{job['id']}")
+    _running.add(task)
+    task.add_done_callback(_running.discard)
 
 
 class ImportController(Controller):
@@ -167,23 +185,24 @@ class ImportController(Controller):
         try:
             job, table, _ = await service.create_job(
                 data, file_name, kind=kind, mapping=mapping, columns=ad_hoc, store_code=store, dry_run=dry_run,
-                source=source, created_by=caller.user_id,
+                source=source, created_by=caller.user_id, keep_file=True,
             )  # fmt: skip
         except cleaning.Rejected as exc:  # the file's text cannot be read
             raise Invalid(exc.reason, field="file") from None
 
-        async def work() -> None:
-            try:
-                await service.run_job(job, table)
-            except DomainError as exc:
-                log.warning("import %s stopped: %s", job["id"], exc.detail)
-            except Exception:
-                log.exception("import %s failed", job["id"])
+        _in_background(job, table)
+        return _job_out(await service.job(job["id"]))
 
-        task = asyncio.get_running_loop().create_task(work(), name=f"import-{job['id']}")
-        _running.add(task)
-        task.add_done_callback(_running.discard)
-        return _job_out(job)
+    @post("/{job_id:uuid}/resume", status_code=HTTP_202_ACCEPTED)
+    async def resume(self, caller: CallerDep, job_id: FromPath[uuid.UUID]) -> dict:
+        """Go on with an import started from the app that failed or whose server stopped, from its
+        first uncommitted batch (its file is kept until it is done). 409 when it is finished or
+        running; 422 when its file was not kept (started from the command line: resume it there)."""
+        _manager(caller)
+        await _job_in_scope(caller, job_id)
+        job, table, runner = await service.claim_to_resume(job_id)
+        _in_background(job, table, runner)
+        return _job_out(await service.job(job_id))
 
     @get("/")
     async def list_jobs(
@@ -195,7 +214,8 @@ class ImportController(Controller):
         scope = caller.store_filter("store_id", params)
         params += [caller.user_id, limit]
         rows = await ImportJob.raw(
-            f"SELECT * FROM import_jobs WHERE ({scope} OR (store_id IS NULL AND created_by_id = {{}})) "
+            "SELECT *, EXISTS (SELECT 1 FROM import_files f WHERE f.job_id = import_jobs.id) AS kept FROM import_jobs "
+            f"WHERE ({scope} OR (store_id IS NULL AND created_by_id = {{}})) "
             "ORDER BY created_at DESC LIMIT {}",
             *params,
         )

@@ -35,6 +35,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import multiprocessing
 import time
 import uuid
@@ -46,13 +47,15 @@ import asyncpg
 import msgspec
 
 from server import db
-from server.errors import Invalid, NotFound
+from server.errors import Conflict, Invalid, NotFound
 from server.imports import cleaning, matching, merging
 from server.imports.tables import ImportJob
 from server.sync.service import allocate_versions, store_scope
 from shared import imports as shared_imports
 from shared.ids import uuid7, uuid7_texts
 from shared.imports import mapping_problem
+
+log = logging.getLogger("floorwalker.imports")
 
 BATCH = 5000
 PARALLEL_FROM = 3 * BATCH  # rows from which a file is cleaned in a worker process
@@ -521,8 +524,10 @@ class Importer:
         progress: Callable[[int, int, Counts], None] | None = None,
         now: dt.datetime | None = None,
         workers: int = 1,
+        runner: uuid.UUID | None = None,
     ) -> None:
         self.job = job
+        self.runner = runner  # the token each commit checks (run_job)
         self.job_id = uuid.UUID(str(job["id"]))
         self.dry_run = bool(job["dry_run"])
         self.default_store = str(job["store_id"]) if job["store_id"] else None
@@ -624,12 +629,13 @@ class Importer:
                 cleaning_ahead.cancel()
             if pool is not None:
                 await _release_pool(self.workers)
-        await ImportJob.raw(
-            "UPDATE import_jobs SET status = 'done', finished_at = {}, total_rows = {} WHERE id = {}",
-            dt.datetime.now(dt.UTC),
-            max(number, int(self.job["next_row"])),
-            self.job_id,
-        )
+        async with db.transaction():
+            await self._record(
+                "status = 'done', finished_at = {}, total_rows = {}",
+                dt.datetime.now(dt.UTC),
+                max(number, int(self.job["next_row"])),
+            )
+            await ImportJob.raw("DELETE FROM import_files WHERE job_id = {}", self.job_id)
         return self.counts
 
     async def _worth_reading_keys(self, rows: int) -> bool:
@@ -928,11 +934,22 @@ class Importer:
             await db.insert_many(
                 "import_rejections", ("id", "job_id", "row_number", "field", "reason", "raw"), rejections
             )
-            await ImportJob.raw(
-                "UPDATE import_jobs SET next_row = {}, created = {}, updated = {}, unchanged = {}, merged = {}, "
-                "rejected = {}, review = {} WHERE id = {}",
-                last, c.created, c.updated, c.unchanged, c.merged, c.rejected, c.review, self.job_id,
+            await self._record(
+                "next_row = {}, created = {}, updated = {}, unchanged = {}, merged = {}, rejected = {}, review = {}",
+                last, c.created, c.updated, c.unchanged, c.merged, c.rejected, c.review,
             )  # fmt: skip
+
+    async def _record(self, sets: str, *values: Any) -> None:
+        """Update the job (and its heartbeat) while it is this runner's: else the batch is rolled
+        back and the run stops (another runner resumed the job, taking it for stopped)."""
+        now = dt.datetime.now(dt.UTC)
+        fence = "runner = {}" if self.runner is not None else "runner IS NULL"
+        done = await ImportJob.raw(
+            f"UPDATE import_jobs SET {sets}, heartbeat_at = {{}} WHERE id = {{}} AND {fence} RETURNING id",
+            *values, now, self.job_id, *([self.runner] if self.runner is not None else []),
+        )  # fmt: skip
+        if not done:
+            raise Superseded(f"import {self.job_id} is run by another runner now")
 
     async def _write_orders(self, plan: Plan, counters: dict[str, Iterator[int]]) -> None:
         raise NotImplementedError  # only order files have orders
@@ -1147,7 +1164,11 @@ async def create_job(
     dry_run: bool = False,
     source: str = "excel",
     created_by: uuid.UUID | None = None,
+    keep_file: bool = False,
 ) -> tuple[dict[str, Any], Table, dict[str, str | None]]:
+    """A job for ``data`` (not run yet: :func:`run_job`). ``keep_file``: the file is kept with the job
+    until it is done, so that another process can resume it (:func:`resume_stale`): imports
+    started from the app (the command line has the file, and resumes with ``--resume``)."""
     if kind not in ("customers", "orders"):
         raise Invalid("kind is customers or orders", field="kind")
     table = read_table(data, file_name)
@@ -1163,20 +1184,28 @@ async def create_job(
             raise Invalid(f"no store with code {store_code!r}", field="store")
         store_id = uuid.UUID(stores[store_code])
     job_id = uuid7()
+    now = dt.datetime.now(dt.UTC)
     await ImportJob.raw(
         "INSERT INTO import_jobs (id, kind, source, file_name, file_sha256, encoding, columns, mapping_name, store_id, "
         "dry_run, status, total_rows, next_row, created, updated, unchanged, merged, rejected, review, error, "
-        "created_by_id, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'running', {}, 0, 0, 0, 0, 0, 0, "
-        "0, '', {}, {})",
+        "created_by_id, created_at, heartbeat_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'running', {}, 0, 0, "
+        "0, 0, 0, 0, 0, '', {}, {}, {})",
         job_id, kind, source, file_name[:200], _sha256(data), table.encoding,
         json.dumps(columns, ensure_ascii=False), mapping or "", store_id, dry_run, table.total, created_by,
-        dt.datetime.now(dt.UTC),
+        now, now,  # a fresh job is nobody's to resume (its runner starts now)
     )  # fmt: skip
+    if keep_file:
+        await ImportJob.raw("INSERT INTO import_files (job_id, data) VALUES ({}, {})", job_id, data)
     return await job(job_id), table, columns
 
 
 async def job(job_id: uuid.UUID) -> dict[str, Any]:
-    rows = await ImportJob.raw("SELECT * FROM import_jobs WHERE id = {}", job_id)
+    """The job's row, with ``kept``: whether its file is kept (started from the app, not done)."""
+    rows = await ImportJob.raw(
+        "SELECT j.*, EXISTS (SELECT 1 FROM import_files f WHERE f.job_id = j.id) AS kept FROM import_jobs j "
+        "WHERE j.id = {}",
+        job_id,
+    )
     if not rows:
         raise NotFound(f"import {job_id} not found")
     return rows[0]
@@ -1187,29 +1216,111 @@ async def run_job(
     table: Table,
     progress: Callable[[int, int, Counts], None] | None = None,
     timings: collections.Counter[str] | None = None,
+    *,
+    runner: uuid.UUID | None = None,
 ) -> Counts:
-    """Run a job made by :func:`create_job`; ``timings`` (if given) receives seconds by stage."""
+    """Run a job made by :func:`create_job`; ``timings`` (if given) receives seconds by stage.
+    ``runner``: the token a caller claimed the job with (:func:`resume_stale`); else the job is
+    claimed here. Each batch commits only while the job is still this runner's (:class:`Superseded`).
+
+    A run that is cancelled (its server stops) stays ``running``: its heartbeat goes stale and the
+    scheduler's leader resumes it when the file was kept. Any other stop — an error, a Ctrl-C —
+    marks it ``failed`` with the reason (a person resumes it)."""
+    if runner is None:
+        runner = uuid7()
+        await ImportJob.raw(
+            "UPDATE import_jobs SET runner = {}, heartbeat_at = {} WHERE id = {}",
+            runner, dt.datetime.now(dt.UTC), uuid.UUID(str(job_row["id"])),
+        )  # fmt: skip
     stores, users = await _stores_and_users()
     columns = job_row["columns"] if isinstance(job_row["columns"], dict) else json.loads(job_row["columns"])
     kind = OrderImporter if job_row["kind"] == "orders" else Importer
-    importer = kind(job_row, stores=stores, users=users, progress=progress)
+    importer = kind(job_row, stores=stores, users=users, progress=progress, runner=runner)
     try:
         counts = await importer.run(table, columns)
         if timings is not None:
             timings.update(importer.timings)
         return counts
+    except (asyncio.CancelledError, Superseded):
+        raise  # left running (resumed later), or taken over (the other runner goes on)
     except BaseException as exc:
         await ImportJob.raw(
-            "UPDATE import_jobs SET status = 'failed', error = {} WHERE id = {}",
+            "UPDATE import_jobs SET status = 'failed', error = {} WHERE id = {} AND runner = {}",
             f"{type(exc).__name__}: {exc}"[:2000],
             importer.job_id,
+            runner,
         )
         raise
 
 
+class Superseded(Exception):
+    """Another runner took this import over (this one was thought stopped): its batch is rolled back."""
+
+
+STALE_AFTER = dt.timedelta(minutes=2)  # a runner commits a batch every few seconds
+
+
+async def resume_stale(now: dt.datetime | None = None) -> int:
+    """Resume the imports whose runner stopped — an API server restarted or died mid-file: still
+    ``running``, no batch committed for STALE_AFTER, the file kept. Each is claimed first (one
+    resumer only, however many ask), then run from its position. Answers how many it resumed."""
+    now = now or dt.datetime.now(dt.UTC)
+    rows = await ImportJob.raw(
+        "SELECT j.id FROM import_jobs j JOIN import_files f ON f.job_id = j.id WHERE j.status = 'running' "
+        "AND (j.heartbeat_at IS NULL OR j.heartbeat_at < {}) ORDER BY j.created_at",
+        now - STALE_AFTER,
+    )
+    resumed = 0
+    for row in rows:
+        runner = uuid7()
+        claimed = await ImportJob.raw(
+            "UPDATE import_jobs SET runner = {}, heartbeat_at = {} WHERE id = {} AND status = 'running' "
+            "AND (heartbeat_at IS NULL OR heartbeat_at < {}) RETURNING id",
+            runner, dt.datetime.now(dt.UTC), row["id"], now - STALE_AFTER,
+        )  # fmt: skip
+        if not claimed:
+            continue  # someone else took it
+        job_row = await job(row["id"])
+        log.info("resuming import %s (%s) from row %s", job_row["id"], job_row["file_name"], job_row["next_row"])
+        try:
+            await run_job(job_row, read_table(await _kept_file(row["id"]), job_row["file_name"]), runner=runner)
+        except Superseded:
+            continue
+        except Exception:  # marked failed with the reason; the next job is resumed all the same
+            log.exception("resumed import %s failed", job_row["id"])
+        resumed += 1
+    return resumed
+
+
+async def _kept_file(job_id: Any) -> bytes:
+    rows = await ImportJob.raw("SELECT data FROM import_files WHERE job_id = {}", job_id)
+    if not rows:
+        raise Invalid("the file of this import was not kept (it was started from the command line)", field="job")
+    return bytes(rows[0]["data"])
+
+
+async def claim_to_resume(job_id: uuid.UUID) -> tuple[dict[str, Any], Table, uuid.UUID]:
+    """Claim a failed (or stopped) import started from the app to resume it from its position:
+    the job, its file and the runner token (a running import whose runner is alive is refused)."""
+    row = await job(job_id)
+    if row["status"] == "done":
+        raise Conflict("this import is finished")
+    data = await _kept_file(job_id)
+    runner = uuid7()
+    now = dt.datetime.now(dt.UTC)
+    claimed = await ImportJob.raw(
+        "UPDATE import_jobs SET status = 'running', error = '', runner = {}, heartbeat_at = {} WHERE id = {} "
+        "AND (status = 'failed' OR heartbeat_at IS NULL OR heartbeat_at < {}) RETURNING id",
+        runner, now, job_id, now - STALE_AFTER,
+    )  # fmt: skip
+    if not claimed:
+        raise Conflict("this import is running")
+    return await job(job_id), read_table(data, row["file_name"]), runner
+
+
 async def resume(
     job_id: uuid.UUID, data: bytes, file_name: str, progress: Callable[[int, int, Counts], None] | None = None
-) -> Counts:
+) -> Counts:  # the command line's --resume
     """Go on with a job that stopped, from its first uncommitted batch (the same file only)."""
     row = await job(job_id)
     if row["file_sha256"] != _sha256(data):

@@ -2,7 +2,7 @@
 review queue of possible duplicates, merges (with what undoing needs) and the aliases that send
 a merged-away customer id to the customer it now is."""
 
-from piccolo.columns import JSON, UUID, Boolean, Float, ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import JSON, UUID, Boolean, Bytea, Float, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
@@ -53,6 +53,16 @@ class ImportJob(Table, tablename="import_jobs"):
     created_by_id = ForeignKey(User, on_delete=OnDelete.set_null, null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     finished_at = Timestamptz(null=True, default=None)
+    runner = UUID(null=True, default=None)  # who runs it now (a resumed job gets a new one)
+    heartbeat_at = Timestamptz(null=True, default=None)  # when its runner last committed a batch
+
+
+class ImportFile(Table, tablename="import_files"):
+    """The file of an import started from the app, kept until the import is done: a job whose
+    runner stopped (a server restart) is resumed from it (migration 0018)."""
+
+    job_id = UUID(primary_key=True)
+    data = Bytea()
 
 
 class ImportRejection(Table, tablename="import_rejections"):
