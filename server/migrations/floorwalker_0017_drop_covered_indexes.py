@@ -3,7 +3,7 @@ wider one serves (``customers (store_id, version)``, ``customer_phones (customer
 and each costs every insert a B-tree entry — a big import writes hundreds of thousands of each
 (bench/imports.py: the same rows' COPY takes about 7 % less time without them)."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from server.migrate import raw_statements
 
 ID = "2026-12-01T18:45:00:000000"
 VERSION = "1.38.0"
@@ -19,21 +19,4 @@ BACKWARDS = [
 ]
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="floorwalker", description=DESCRIPTION)
-
-    async def run(statements: list[str]) -> None:
-        from server.db import engine
-
-        for sql in statements:
-            await engine().run_ddl(sql)
-
-    async def up():
-        await run(FORWARDS)
-
-    async def down():
-        await run(BACKWARDS)
-
-    manager.add_raw(up)
-    manager.add_raw_backwards(down)
-    return manager
+forwards = raw_statements(ID, DESCRIPTION, FORWARDS, BACKWARDS)

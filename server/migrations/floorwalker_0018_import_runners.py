@@ -4,7 +4,7 @@ committed a batch (``runner``, ``heartbeat_at``). The scheduler's leader resumes
 heartbeat is stale; a runner that finds another has taken its job over stops (its batch is
 rolled back). Plain SQL both engines accept (SQLite keeps the declared types Piccolo reads)."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from server.migrate import raw_statements
 
 ID = "2026-12-01T19:00:00:000000"
 VERSION = "1.38.0"
@@ -23,21 +23,4 @@ BACKWARDS = [
 ]
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="floorwalker", description=DESCRIPTION)
-
-    async def run(statements: list[str]) -> None:
-        from server.db import engine
-
-        for sql in statements:
-            await engine().run_ddl(sql)
-
-    async def up():
-        await run(FORWARDS)
-
-    async def down():
-        await run(BACKWARDS)
-
-    manager.add_raw(up)
-    manager.add_raw_backwards(down)
-    return manager
+forwards = raw_statements(ID, DESCRIPTION, FORWARDS, BACKWARDS)
