@@ -958,26 +958,26 @@ class AppState(DeskActions):
     async def resume_import(self, job_id: str) -> None:
         """继续导入: an import from the app that stopped goes on from its last committed batch (the
         server kept the file); the list then shows its progress."""
-        try:
-            job = await self._api("POST", f"/api/imports/{job_id}/resume")
-        except httpx.HTTPStatusError as exc:
-            self.toast = self.tr("action.failed", message=exc.response.json().get("detail", str(exc)))
-            return
-        except (httpx.HTTPError, OSError) as exc:
-            self.toast = self.tr("desk.offline", message=str(exc) or type(exc).__name__)
+        job = await self._desk_call("POST", f"/api/imports/{job_id}/resume")
+        if job is None:
             return
         self.toast = self.tr("desk.resumed", row=int(job["next_row"]) + 1)
         await self.load_desk()
 
-    async def decide_duplicate(self, candidate_id: str, decision: str) -> None:
-        """合并 (merge: the first customer stays) or 不是同一人 (distinct) for a pair in the queue."""
+    async def _desk_call(self, method: str, path: str, **options: Any) -> Any | None:
+        """A desk action's request; on a refusal or no network, the reason as a toast and None."""
         try:
-            await self._api("POST", f"/api/merges/candidates/{candidate_id}", json={"decision": decision})
+            return await self._api(method, path, **options)
         except httpx.HTTPStatusError as exc:
             self.toast = self.tr("action.failed", message=exc.response.json().get("detail", str(exc)))
-            return
         except (httpx.HTTPError, OSError) as exc:
             self.toast = self.tr("desk.offline", message=str(exc) or type(exc).__name__)
+        return None
+
+    async def decide_duplicate(self, candidate_id: str, decision: str) -> None:
+        """合并 (merge: the first customer stays) or 不是同一人 (distinct) for a pair in the queue."""
+        path = f"/api/merges/candidates/{candidate_id}"
+        if await self._desk_call("POST", path, json={"decision": decision}) is None:
             return
         self.toast = self.tr("desk.merged" if decision == "merge" else "desk.distinct")
         await self.load_desk()

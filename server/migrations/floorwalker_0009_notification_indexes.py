@@ -1,7 +1,7 @@
 """Notifications: one record per (user, cause), one send per (notification, subscription), one follow
 per (user, customer); indexes for a user's change order, the dispatcher's queue and the sweeps."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from server.migrate import raw_statements
 
 ID = "2026-12-01T10:00:00:000000"
 VERSION = "1.38.0"
@@ -24,21 +24,4 @@ FORWARDS = [
 BACKWARDS = [f"DROP INDEX IF EXISTS {s.split(' ON ')[0].split()[-1]}" for s in FORWARDS]
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="floorwalker", description=DESCRIPTION)
-
-    async def run(statements: list[str]) -> None:
-        from server.db import engine
-
-        for sql in statements:
-            await engine().run_ddl(sql)
-
-    async def up():
-        await run(FORWARDS)
-
-    async def down():
-        await run(BACKWARDS)
-
-    manager.add_raw(up)
-    manager.add_raw_backwards(down)
-    return manager
+forwards = raw_statements(ID, DESCRIPTION, FORWARDS, BACKWARDS)

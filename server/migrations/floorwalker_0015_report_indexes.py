@@ -9,7 +9,7 @@ store (looked up from a report's customer ids in id order), and the few deleted 
 
 Three indexes of an earlier draft of 0014 are dropped where they exist: the ones above replace them."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from server.migrate import raw_statements
 
 ID = "2026-12-01T15:00:00:000000"
 VERSION = "1.38.0"
@@ -41,21 +41,4 @@ FORWARDS = CREATE + [f"DROP INDEX IF EXISTS {name}" for name in REPLACED]
 BACKWARDS = [f"DROP INDEX IF EXISTS {s.split(' ON ')[0].split()[-1]}" for s in CREATE]
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="floorwalker", description=DESCRIPTION)
-
-    async def run(statements: list[str]) -> None:
-        from server.db import engine
-
-        for sql in statements:
-            await engine().run_ddl(sql)
-
-    async def up():
-        await run(FORWARDS)
-
-    async def down():
-        await run(BACKWARDS)
-
-    manager.add_raw(up)
-    manager.add_raw_backwards(down)
-    return manager
+forwards = raw_statements(ID, DESCRIPTION, FORWARDS, BACKWARDS)

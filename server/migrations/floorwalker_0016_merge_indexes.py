@@ -2,7 +2,7 @@
 on either side (the pair index covers ``customer_a`` only) and the aliases that point at it (A→B,
 then B→C), once per merge — an import that merges thousands must not scan either table each time."""
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from server.migrate import raw_statements
 
 ID = "2026-12-01T16:30:00:000000"
 VERSION = "1.38.0"
@@ -15,21 +15,4 @@ FORWARDS = [
 BACKWARDS = [f"DROP INDEX IF EXISTS {s.split(' ON ')[0].split()[-1]}" for s in FORWARDS]
 
 
-async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="floorwalker", description=DESCRIPTION)
-
-    async def run(statements: list[str]) -> None:
-        from server.db import engine
-
-        for sql in statements:
-            await engine().run_ddl(sql)
-
-    async def up():
-        await run(FORWARDS)
-
-    async def down():
-        await run(BACKWARDS)
-
-    manager.add_raw(up)
-    manager.add_raw_backwards(down)
-    return manager
+forwards = raw_statements(ID, DESCRIPTION, FORWARDS, BACKWARDS)
