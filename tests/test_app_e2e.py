@@ -27,6 +27,7 @@ from tests.webapp import (
     click_below,
     need_chromium,
     open_app,
+    open_tab,
     screenshot,
     sign_in,
     tap_until,
@@ -110,7 +111,7 @@ async def _showcase(http: httpx.AsyncClient) -> str:
 
 
 async def _open_customer(page, name: str) -> None:
-    await page.get_by_role("tab", name="客户").click()
+    await open_tab(page, "客户", page.get_by_role("textbox", name="姓名或手机号"))
     await type_into(page, "姓名或手机号", name)
     await page.locator("flt-semantics[role=button]", has_text=name).first.click()
     await page.get_by_role("button", name="记到店").wait_for()
@@ -178,7 +179,7 @@ async def test_a_rep_works_through_an_outage_and_the_server_gets_each_edit_once(
             await page.get_by_text("已记录到店").wait_for()
             await click_below(page, title, "完成")
             await page.get_by_text(re.compile("待上传 2")).first.wait_for(timeout=30_000)
-            await page.get_by_role("tab", name="同步").click()
+            await open_tab(page, "同步", page.get_by_role("button", name="立即同步"))
             await page.get_by_text(re.compile("离线")).first.wait_for(timeout=60_000)
             # the queue says what waits, in the rep's words
             await page.get_by_text(re.compile(rf"#\d+ 到店 · {re.escape(customer)}")).first.wait_for()
@@ -212,7 +213,7 @@ async def test_a_shanghai_rep_never_sees_beijing_customers(web, browser, live_se
     context, page = await open_app(browser, web.url)
     await sign_in(page, "rep.shpd")
     await page.get_by_text("已同步").wait_for(timeout=60_000)
-    await page.get_by_role("tab", name="客户").click()
+    await open_tab(page, "客户", page.get_by_role("textbox", name="姓名或手机号"))
     for customer in beijing[:3]:
         await type_into(page, "姓名或手机号", customer["name"])
         await asyncio.sleep(0.5)

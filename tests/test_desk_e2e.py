@@ -19,7 +19,17 @@ from playwright.async_api import async_playwright
 
 from server.notifications import service as notifications
 from server.tasks.tables import Task
-from tests.webapp import CHROMIUM, CHROMIUM_ARGS, WebClient, need_chromium, open_app, screenshot, sign_in
+from tests.webapp import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WebClient,
+    need_chromium,
+    open_app,
+    open_tab,
+    screenshot,
+    sign_in,
+    tap_until,
+)
 
 pytestmark = pytest.mark.slow
 DESK = {"width": 1440, "height": 900}
@@ -72,9 +82,10 @@ async def _button_under(page, title: str, name: str):
     return best[1]
 
 
-async def _nav(page, label: str) -> None:
-    """A navigation rail destination (a button named e.g. '看板 Tab 5 of 8')."""
-    await page.get_by_role("button", name=re.compile(f"^{label}")).first.click()
+async def _nav(page, label: str, heading: str) -> None:
+    """A navigation rail destination (a button named e.g. '看板 Tab 5 of 8'), tapped until its
+    screen's ``heading`` shows (see tap_until)."""
+    await tap_until(page, page.get_by_role("button", name=re.compile(f"^{label}")).first, page.get_by_text(heading))
 
 
 async def test_a_manager_nudges_from_the_board_and_the_rep_gets_the_task(
@@ -94,8 +105,7 @@ async def test_a_manager_nudges_from_the_board_and_the_rep_gets_the_task(
     try:
         await sign_in(page, "manager.bjcy")
         await page.get_by_text("已同步").first.wait_for(timeout=60_000)
-        await _nav(page, "看板")
-        await page.get_by_text("销售看板").wait_for(timeout=30_000)
+        await _nav(page, "看板", "销售看板")
         await page.get_by_text(title, exact=True).first.wait_for(timeout=30_000)
         await screenshot(page, "desk-board")
 
@@ -104,8 +114,7 @@ async def test_a_manager_nudges_from_the_board_and_the_rep_gets_the_task(
         tasks = await Task.select().where(Task.dedupe_key.like(f"nudge:{stalled_deal['id']}:%"))
         assert len(tasks) == 1 and str(tasks[0]["owner_id"]) == str(stalled_deal["owner_id"])
 
-        await _nav(page, "报表")
-        await page.get_by_text("关键指标（与上期对比）").wait_for(timeout=30_000)
+        await _nav(page, "报表", "关键指标（与上期对比）")
         await page.get_by_text("转化漏斗（到达各阶段的商机）").wait_for(timeout=30_000)
         await screenshot(page, "desk-dashboard")
 
@@ -127,7 +136,7 @@ async def test_a_manager_nudges_from_the_board_and_the_rep_gets_the_task(
         await page.get_by_text("已同步").first.wait_for(timeout=60_000)
         await page.get_by_text(f"经理提醒：推进「{title}」").first.wait_for(timeout=30_000)
         await screenshot(page, "rep-nudged")
-        await page.get_by_role("tab", name=re.compile("消息")).click()
+        await open_tab(page, re.compile("消息"), page.get_by_text("消息中心"))
         await page.get_by_text(re.compile(r"提醒你跟进")).first.wait_for(timeout=30_000)
     finally:
         await context.close()

@@ -19,7 +19,7 @@ from playwright.async_api import async_playwright
 
 from server.customers.tables import Customer, CustomerTag
 from tests.test_app_imports import FILE_NAME, made, messy_csv, unused_mobiles  # noqa: F401 — `made` is a fixture
-from tests.webapp import CHROMIUM, CHROMIUM_ARGS, WebClient, need_chromium, screenshot, sign_in
+from tests.webapp import CHROMIUM, CHROMIUM_ARGS, WebClient, need_chromium, screenshot, sign_in, tap_until
 
 pytestmark = pytest.mark.slow
 DESK = {"width": 1440, "height": 900}
@@ -55,8 +55,9 @@ async def test_a_manager_imports_a_file_picked_in_the_browser(web, live_server, 
             await page.locator("flt-semantics-placeholder").dispatch_event("click")
             await sign_in(page, "manager.bjcy")
             await page.get_by_text("已同步").first.wait_for(timeout=60_000)
-            await page.get_by_role("button", name=re.compile("^导入")).first.click()
-            await page.get_by_text("导入客户或订单").wait_for(timeout=30_000)
+            await tap_until(
+                page, page.get_by_role("button", name=re.compile("^导入")).first, page.get_by_text("导入客户或订单")
+            )
 
             # The browser's own file chooser opens from 选择文件; the file goes back to the app.
             async with page.expect_file_chooser(timeout=30_000) as chooser_info:

@@ -22,7 +22,7 @@ from server.interactions.tables import Interaction
 from server.notifications.tables import FeedCursor, Notification
 from server.tasks.tables import Task
 from tests.live import LiveWorker
-from tests.webapp import CHROMIUM, CHROMIUM_ARGS, WebClient, need_chromium, open_app, screenshot, sign_in
+from tests.webapp import CHROMIUM, CHROMIUM_ARGS, WebClient, need_chromium, open_app, open_tab, screenshot, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +124,7 @@ async def test_an_event_makes_a_task_and_a_notification_appear_without_a_tap(web
                 await page.mouse.wheel(0, 600)
                 await asyncio.sleep(0.2)
             await task.first.wait_for(timeout=5_000)
-            await page.get_by_role("tab", name=re.compile("消息")).click()
+            await open_tab(page, re.compile("消息"), page.get_by_text("消息中心"))
             await page.get_by_text(re.compile(rf"^提醒：跟进：{re.escape(name)}浏览沙发")).first.wait_for()
             await screenshot(page, "message-centre")
             await context.close()

@@ -177,3 +177,10 @@ async def tap_until(page, button, shows, attempts: int = 4, wait_ms: int = 8000)
         except PlaywrightTimeout:  # the tap went nowhere: tap again
             continue
     await shows.first.wait_for(timeout=wait_ms)
+
+
+async def open_tab(page, name, shows) -> None:
+    """Switch to the bottom tab ``name`` (text or pattern) and wait for ``shows``, a locator of
+    that screen. Right after a sync the shell rebuilds, and a tap on the tab's accessibility node
+    can go nowhere (CI saw it once): tapping a tab is safe to repeat, so tap again."""
+    await tap_until(page, page.get_by_role("tab", name=name), shows)
