@@ -27,7 +27,18 @@ log = logging.getLogger("floorwalker.mobile")
 
 PERIODS = ("7d", "30d", "month", "last_month", "90d")
 DASHBOARD = ("targets", "funnel", "trend", "pipeline")  # what the KPI dashboard fetches
-TABLE_REPORTS = ("pipeline", "stalled", "funnel", "win_rate", "forecast", "rep_activity", "stores", "trend", "adoption")
+TABLE_REPORTS = (
+    "pipeline",
+    "stalled",
+    "funnel",
+    "win_rate",
+    "forecast",
+    "rep_activity",
+    "stores",
+    "segments",
+    "trend",
+    "adoption",
+)
 FEEDBACK_STATUSES = ("new", "acknowledged", "planned", "done", "declined")
 MAX_SHOT = 2 * 1024 * 1024
 IMPORT_TYPES = (".csv", ".xlsx")

@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 from mobile import times
 from mobile.mutators import fetch_all, fetch_one
 from mobile.replica import Replica
-from shared.enums import ValueTier
 from shared.phones import mask
+from shared.segments import CONTACT_DAYS, HIGH_VALUE_12M, Facts, standing, tier
+from shared.wire import Standing
 
-HIGH_VALUE_12M = Decimal("5000")  # REQUIREMENTS §7: more than 5,000 in the last twelve months
 CONTACT_KINDS = ("visit", "call", "message", "note")  # what a person logs; browse/cart are not contact
 CARD_ORDERS = 50
 CARD_INTERACTIONS = 50
@@ -156,6 +156,7 @@ class ValueView:
     last_order_at: str | None
     store_amount: Decimal
     online_amount: Decimal
+    standing: Standing
 
 
 @dataclasses.dataclass
@@ -313,9 +314,12 @@ def customer_card(
 
 
 def _value(replica: Replica, cid: str, now: dt.datetime) -> ValueView:
-    since = times.bound(now - dt.timedelta(days=365))
+    """The card's value line and the customer's standing, from the replica with the function the
+    server scores with (shared/segments.py): offline, the card says what the server's does."""
+    year, quarter = times.bound(now - dt.timedelta(days=365)), times.bound(now - dt.timedelta(days=CONTACT_DAYS))
     total = last_12m = in_store = Decimal(0)
-    count = 0
+    count = count_12m = 0
+    first: str | None = None
     last: str | None = None
     for amount, channel, ordered_at in replica.db.execute(
         "SELECT amount, channel, ordered_at FROM orders WHERE customer_id = ?", (cid,)
@@ -325,12 +329,32 @@ def _value(replica: Replica, cid: str, now: dt.datetime) -> ValueView:
         total += value
         if channel == "store":
             in_store += value
-        if ordered_at and ordered_at >= since:
+        if ordered_at and ordered_at >= year:
             last_12m += value
+            count_12m += 1
         if ordered_at and (last is None or ordered_at > last):
             last = ordered_at
-    tier = ValueTier.NEW if not count else ValueTier.HIGH if last_12m > HIGH_VALUE_12M else ValueTier.REGULAR
-    return ValueView(tier.value, last_12m, total, count, last, in_store, total - in_store)
+        if ordered_at and (first is None or ordered_at < first):
+            first = ordered_at
+    complaints = replica.db.execute(
+        "SELECT COUNT(*) FROM complaints WHERE customer_id = ? AND opened_at >= ?", (cid, year)
+    ).fetchone()[0]
+    contacts = replica.db.execute(
+        "SELECT COUNT(*) FROM interactions WHERE customer_id = ? AND occurred_at >= ?", (cid, quarter)
+    ).fetchone()[0]
+    facts = Facts(
+        orders=count,
+        amount_total=total,
+        orders_12m=count_12m,
+        amount_12m=last_12m,
+        first_order_at=times.parse(first) if first else None,
+        last_order_at=times.parse(last) if last else None,
+        complaints_12m=complaints,
+        interactions_90d=contacts,
+    )
+    return ValueView(
+        tier(count, last_12m).value, last_12m, total, count, last, in_store, total - in_store, standing(facts, now)
+    )
 
 
 def _orders(replica: Replica, cid: str) -> list[OrderView]:

@@ -4,6 +4,7 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
+from server.analytics.tables import CustomerStanding
 from server.auth.tables import LoginAttempt, RefreshToken, User
 from server.catalog.tables import Category, Product
 from server.complaints.tables import Complaint
@@ -78,6 +79,7 @@ TABLES = [
     StoreFeature,
     Feedback,
     ActivityDay,
+    CustomerStanding,
 ]
 
 APP_CONFIG = AppConfig(

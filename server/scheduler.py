@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -41,7 +42,12 @@ JOBS = [
     # An import started from the app whose server stopped goes on from its last batch (its runner's
     # heartbeat is two minutes stale); a run holds the job's next runs off (max_instances 1).
     ("imports.resume_stale", "server.imports.jobs:resume_stale", 60),
+    # Every customer's segment, RFM and health (shared/segments.py), once a night at 03:00 chain
+    # time; the hourly check also scores a fresh database at once and catches up a missed night.
+    ("analytics.score_customers", "server.analytics.jobs:score_customers", 3600),
 ]
+# Jobs whose first check runs as soon as the leader starts, not one interval later.
+RUN_AT_START = {"analytics.score_customers"}
 
 
 RULES_JOB = ("rules.sweep", "server.rules.jobs:sweep")
@@ -51,7 +57,8 @@ NOTIFY_JOB = ("notifications.tick", "server.notifications.jobs:tick")
 def build_scheduler(settings: Settings | None = None) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(job_defaults=JOB_DEFAULTS, timezone="UTC")
     for job_id, ref, seconds in JOBS:
-        scheduler.add_job(ref, "interval", seconds=seconds, id=job_id, replace_existing=True)
+        first = {"next_run_time": datetime.now(UTC)} if job_id in RUN_AT_START else {}
+        scheduler.add_job(ref, "interval", seconds=seconds, id=job_id, replace_existing=True, **first)
     if settings is not None and settings.rules_sweep_seconds > 0:
         # Set-based: one query per rule per run. A late or missed run simply catches up (the
         # tasks' unique keys make a second run create nothing); coalesce keeps it to one run.

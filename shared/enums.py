@@ -116,3 +116,19 @@ class ValueTier(StrEnum):
     HIGH = "high"  # more than 5,000 spent in the last twelve months (REQUIREMENTS §7)
     REGULAR = "regular"
     NEW = "new"  # no purchase yet
+
+
+class Group(StrEnum):
+    """A customer's lifecycle group (REQUIREMENTS §7; shared/segments.py decides it)."""
+
+    NEW = "new"  # no order yet, or one order in the last half year
+    REPEAT = "repeat"  # two orders or more, recently
+    HIGH_VALUE = "high_value"  # more than 5,000 in twelve months, recently
+    DORMANT = "dormant"  # no order for 180 days
+    LOST = "lost"  # no order for a year
+
+
+class Health(StrEnum):
+    HEALTHY = "healthy"
+    WATCH = "watch"
+    AT_RISK = "at_risk"

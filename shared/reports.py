@@ -27,6 +27,7 @@ REPORTS = (
     "forecast",  # this and next month: open deals by expected close
     "rep_activity",  # follow-ups per rep per day, tasks on time / overdue, contacts without follow-up
     "stores",  # store comparison
+    "segments",  # customers by lifecycle segment: health, twelve months' sales, worth winning back
     "targets",  # the chain's targets with period-over-period change
     "trend",  # week by week: new deals, won, follow-ups
     "adoption",  # roll-out: per store and wave, pilots against the rest

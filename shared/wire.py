@@ -17,6 +17,8 @@ from shared.enums import (
     ComplaintCategory,
     ComplaintStatus,
     Gender,
+    Group,
+    Health,
     IdentityKind,
     InteractionChannel,
     InteractionKind,
@@ -252,6 +254,25 @@ class ComplaintOut(Read):
     satisfaction: int | None
 
 
+class Standing(Read):
+    group: Group
+    health: int  # 0–100
+    health_level: Health
+    recency: int | None  # RFM scores, 1–5; None before the first order
+    frequency: int | None
+    monetary: int | None
+    days_since_order: int | None
+    next_purchase_on: dt.date | None  # the last order plus the mean gap between orders (two or more)
+    win_back: bool  # dormant or lost, and worth winning back
+
+    @property
+    def rfm(self) -> str:
+        """The three scores as one code, e.g. "545" ("" before the first order)."""
+        if self.recency is None:
+            return ""
+        return f"{self.recency}{self.frequency}{self.monetary}"
+
+
 class CustomerValue(Read):
     tier: ValueTier
     amount_12m: Decimal
@@ -260,6 +281,7 @@ class CustomerValue(Read):
     last_order_at: dt.datetime | None
     store_amount: Decimal  # bought in a store
     online_amount: Decimal  # bought online or in the mini-program
+    standing: Standing | None = None  # RFM, group, health, next purchase (shared/segments.py)
 
 
 class CustomerCard(Read):

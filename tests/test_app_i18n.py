@@ -20,6 +20,8 @@ from shared import sync as proto
 from shared.enums import (
     ComplaintCategory,
     ComplaintStatus,
+    Group,
+    Health,
     InteractionChannel,
     InteractionKind,
     OrderChannel,
@@ -167,6 +169,8 @@ DYNAMIC: dict[str, set[str]] = {
     "category.": {c.value for c in ComplaintCategory},
     "role.": {r.value for r in Role},
     "card.tier.": {v.value for v in ValueTier},
+    "segment.": {g.value for g in Group},  # the card's segment pill
+    "health.": {h.value for h in Health},  # … and its health pill
     "filter.": set(state.FILTERS),
     "sync.": _engine_states() - {"pending"},  # the badge says 'synced' (or 'pending {count}') then
     "sync.reason.": {"offline", "error"},  # the sync page explains these two

@@ -582,6 +582,8 @@ async def test_the_card_shows_the_customer_with_full_numbers_for_a_rep(rep, api,
     assert card.value.tier == value["tier"] and card.value.order_count == value["order_count"]
     for name in ("amount_12m", "amount_total", "store_amount", "online_amount"):
         assert getattr(card.value, name) == Decimal(value[name]), name
+    # the standing is worked out on the phone by the server's own function, from the same facts
+    assert msgspec.to_builtins(card.value.standing) == value["standing"]
     for order in card.orders:
         assert order.lines and sum(line.amount for line in order.lines) == order.amount
     bought = {line.category for o in card.orders for line in o.lines}

@@ -12,6 +12,7 @@ import flet as ft
 import pytest
 
 from mobile import times
+from mobile.mutators import fetch_one
 from mobile.state import AppState
 from mobile.ui.card import CardScreen, OpportunityScreen
 from mobile.ui.common import sync_label
@@ -270,6 +271,29 @@ async def test_the_card_shows_the_customer_their_numbers_value_and_history(rep):
     for key in ("qa-visit", "qa-call", "qa-note", "qa-task", "qa-opportunity"):
         assert has(tree, key=key)
     assert [texts(find(tree, key=k)) for k in ("qa-visit", "qa-call")] == [["记到店"], ["记电话"]]
+
+
+async def test_the_card_shows_segment_health_rfm_and_next_purchase(rep):
+    """The standing (shared/segments.py) from the replica: segment and health pills, the RFM code,
+    the expected next purchase for a customer who bought twice or more."""
+    state = rep.state
+    cid = customer_with(state, range(20, 120), lambda c: c.value.standing.next_purchase_on is not None)
+    s = state.card(cid).value.standing
+    tree = render(CardScreen, state, cid)
+    names = {"new": "新客", "repeat": "复购客户", "high_value": "高价值客户", "dormant": "沉睡客户", "lost": "流失客户"}
+    assert texts(find(tree, key="card-segment")) == [names[s.group]]
+    level = {"healthy": "健康", "watch": "需关注", "at_risk": "有流失风险"}[s.health_level]
+    assert texts(find(tree, key="card-health")) == [f"健康分 {s.health} · {level}"]
+    assert find(tree, key="card-rfm").value.startswith(f"RFM {s.recency}{s.frequency}{s.monetary}（")
+    assert s.next_purchase_on.isoformat() in find(tree, key="card-next-purchase").value
+    assert has(tree, key="card-win-back") == s.win_back
+    prospect = fetch_one(
+        state.replica.db,
+        "SELECT c.id FROM customers c WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id) LIMIT 1",
+    )
+    assert prospect is not None, "the demo store has no customer without a purchase"
+    tree = render(CardScreen, state, prospect["id"])
+    assert texts(find(tree, key="card-segment")) == ["新客"] and not has(tree, key="card-rfm")
 
 
 VALUE_SPLIT = re.compile(r"¥([\d,.]+)\s*[（(][^¥]*¥([\d,.]+)[^¥]*¥([\d,.]+)[^¥]*[）)]")

@@ -9,6 +9,7 @@ from mobile.state import DUE_CHOICES, PROFILE_FIELDS, AppState, money
 from mobile.ui.common import Field, header, local_time, muted, pill
 from mobile.ui.screens import category_text
 from shared.phones import display as display_phone
+from shared.wire import Standing
 
 TIER_COLOURS = {"high": ft.Colors.DEEP_ORANGE_700, "regular": ft.Colors.BLUE_700, "new": ft.Colors.GREEN_700}
 COMPLAINT_COLOURS = {
@@ -154,6 +155,56 @@ def _dial(state: AppState, number: str):
     return handler
 
 
+SEGMENT_COLOURS = {
+    "new": ft.Colors.GREEN_700,
+    "repeat": ft.Colors.BLUE_700,
+    "high_value": ft.Colors.DEEP_ORANGE_700,
+    "dormant": ft.Colors.AMBER_900,
+    "lost": ft.Colors.GREY_700,
+}
+HEALTH_COLOURS = {"healthy": ft.Colors.GREEN_700, "watch": ft.Colors.AMBER_900, "at_risk": ft.Colors.RED_700}
+
+
+def _standing(state: AppState, s: Standing, amount_total) -> list[ft.Control]:
+    """Segment, health, RFM, the expected next purchase and a win-back hint (shared/segments.py)."""
+    line: list[ft.Control] = [
+        ft.Container(pill(state.tr(f"segment.{s.group}"), SEGMENT_COLOURS[s.group]), key="card-segment"),
+        ft.Container(
+            pill(
+                state.tr("card.health", score=s.health, level=state.tr(f"health.{s.health_level}")),
+                HEALTH_COLOURS[s.health_level],
+            ),
+            key="card-health",
+        ),
+    ]
+    if s.rfm:
+        line.append(
+            ft.Text(state.tr("card.rfm", code=s.rfm, r=s.recency, f=s.frequency, m=s.monetary), size=12, key="card-rfm")
+        )
+    rows: list[ft.Control] = [ft.Row(line, wrap=True, spacing=6)]
+    if s.next_purchase_on is not None:
+        due = s.next_purchase_on <= state.now().date()
+        when = s.next_purchase_on.isoformat()
+        rows.append(
+            ft.Text(
+                state.tr("card.next_purchase_due" if due else "card.next_purchase", date=when),
+                size=13,
+                color=ft.Colors.DEEP_ORANGE_700 if due else None,
+                key="card-next-purchase",
+            )
+        )
+    if s.win_back:
+        rows.append(
+            ft.Text(
+                state.tr("card.win_back", days=s.days_since_order, total=money(amount_total)),
+                size=13,
+                color=ft.Colors.RED_700,
+                key="card-win-back",
+            )
+        )
+    return rows
+
+
 @ft.component
 def CardScreen(state: AppState, customer_id: str) -> ft.Control:
     card = state.card(customer_id)
@@ -244,6 +295,7 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
             size=13,
         )
     )
+    head.extend(_standing(state, value.standing, value.amount_total))
     suggestions = state.cross_sell(customer_id)
     if suggestions:
         names = "、".join(s["name_zh"] if state.locale == "zh" else s["name_en"] for s in suggestions)

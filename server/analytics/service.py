@@ -34,13 +34,15 @@ from decimal import Decimal
 from typing import Any
 
 from server import db
-from server.analytics.filters import Filters, local_midnight, today
+from server.analytics.filters import CHAIN_TZ, Filters, local_midnight, today
 from server.errors import DomainError, Invalid, NotFound
 from server.opportunities.tables import Opportunity
 from server.rules.service import CONTACT_KINDS, FOLLOW_UP_KINDS
 from server.values import as_date, money, utc
+from shared.enums import Group
 from shared.reports import REPORTS as REPORT_NAMES
 from shared.reports import Column, Drill, Table
+from shared.segments import GROUPS, HEALTHY
 
 STALLED_LIMIT = 1000  # rows in the stalled report (most overdue first); ``total`` counts them all
 NO_FOLLOW_UP_HOURS = 48  # the no_follow_up rule's default window
@@ -56,6 +58,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "forecast": ("成交预测", "Forecast"),
     "rep_activity": ("导购跟进与任务", "Rep activity"),
     "stores": ("门店对比", "Store comparison"),
+    "segments": ("客户分群", "Customer segments"),
     "targets": ("目标达成", "Targets"),
     "trend": ("周趋势", "Weekly trend"),
     "adoption": ("推广使用情况", "Adoption"),
@@ -933,6 +936,125 @@ async def stores(f: Filters, now: dt.datetime) -> Table:
 # --- targets ---------------------------------------------------------------------------------------
 
 
+SEGMENT_NAMES = {
+    Group.NEW: ("新客", "New"),
+    Group.REPEAT: ("复购客户", "Repeat"),
+    Group.HIGH_VALUE: ("高价值客户", "High value"),
+    Group.DORMANT: ("沉睡客户", "Dormant"),
+    Group.LOST: ("流失客户", "Lost"),
+}
+
+
+async def segments_report(f: Filters, now: dt.datetime) -> Table:
+    """Live customers of the covered stores (a rep: their own) by segment, as the nightly scoring
+    found them (shared/segments.py): how many, their average health and share healthy, twelve
+    months' sales and its share, how many are worth winning back. The notes say when they were
+    scored and what the top fifth of buyers bring. The period does not apply: a standing is now."""
+    scope = "c.deleted = false AND {} AND {}"
+
+    def counts(q: Sql) -> str:
+        return (
+            "SELECT s.segment, COUNT(*) AS n, AVG(s.health) AS health, "
+            f"SUM(CASE WHEN s.health >= {q(HEALTHY)} THEN 1 ELSE 0 END) AS healthy, "
+            "SUM(s.amount_12m) AS sales, SUM(CASE WHEN s.win_back THEN 1 ELSE 0 END) AS win_back, "
+            "MIN(s.computed_at) AS oldest, MAX(s.computed_at) AS newest "
+            "FROM customer_standings s JOIN customers c ON c.id = s.customer_id "
+            f"WHERE {scope.format(q.stores(f, 'c.store_id'), q.owner(f, 'c.owner_id'))} GROUP BY s.segment"
+        )
+
+    def top_fifth(q: Sql) -> str:
+        return (
+            "SELECT SUM(CASE WHEN x.tile = 1 THEN x.amount_12m ELSE 0 END) AS top, SUM(x.amount_12m) AS total, "
+            "MIN(CASE WHEN x.tile = 1 THEN x.amount_12m END) AS threshold, COUNT(*) AS buyers FROM ("
+            "SELECT s.amount_12m, NTILE(5) OVER (ORDER BY s.amount_12m DESC) AS tile "
+            "FROM customer_standings s JOIN customers c ON c.id = s.customer_id "
+            f"WHERE s.amount_12m > 0 AND {scope.format(q.stores(f, 'c.store_id'), q.owner(f, 'c.owner_id'))}) x"
+        )
+
+    first, second = Sql(), Sql()
+    by_segment, fifth = await asyncio.gather(first.rows(counts(first)), second.rows(top_fifth(second)))
+    found = {str(r["segment"]): r for r in by_segment}
+    customers = sum(_int(r["n"]) for r in by_segment)
+    sales = sum((money(r["sales"]) for r in by_segment), Decimal(0))
+    rows: list[list[Any]] = []
+    drill: list[Drill | None] = []
+    healthy_all = health_sum = 0.0
+    for group in GROUPS:
+        r = found.get(group.value, {})
+        n = _int(r.get("n"))
+        amount = money(r.get("sales"))
+        health = _num(r.get("health"))
+        health_sum += (health or 0) * n
+        healthy_all += _int(r.get("healthy"))
+        zh, en = SEGMENT_NAMES[group]
+        rows.append(
+            [
+                group.value,
+                zh,
+                en,
+                n,
+                _pct(n, customers),
+                round(health, 1) if health is not None else None,
+                _pct(_int(r.get("healthy")), n),
+                _money(amount),
+                _pct(amount, sales),
+                _int(r.get("win_back")),
+            ]
+        )
+        drill.append(Drill(kind="customers", params={"segment": group.value}) if n else None)
+    wins = sum(_int(r["win_back"]) for r in by_segment)
+    rows.append(
+        [
+            None,
+            TOTAL_ZH,
+            TOTAL_EN,
+            customers,
+            _pct(customers, customers),
+            round(health_sum / customers, 1) if customers else None,
+            _pct(healthy_all, customers),
+            _money(sales),
+            _pct(sales, sales),
+            wins,
+        ]
+    )
+    drill.append(Drill(kind="customers", params={"win_back": "1"}) if wins else None)
+    columns = [
+        _col("segment", "分群代码", "Segment code"),
+        _col("segment_zh", "分群", "Segment (Chinese)"),
+        _col("segment_en", "分群（英文）", "Segment"),
+        _col("customers", "客户数", "Customers", "int"),
+        _col("share_pct", "占比", "Share", "percent"),
+        _col("health", "平均健康分", "Average health", "number"),
+        _col("healthy_pct", "健康（≥80）占比", "Healthy (≥ 80)", "percent"),
+        _col("sales_12m", "近12个月消费", "Sales, 12 months", "money"),
+        _col("sales_pct", "消费占比", "Share of sales", "percent"),
+        _col("win_back", "值得挽回", "Worth winning back", "int"),
+    ]
+    newest = max((utc(r["newest"]) for r in by_segment if r["newest"] is not None), default=None)
+    top = fifth[0] if fifth else {}
+    buyers = _int(top.get("buyers"))
+    if newest is None:
+        notes = (
+            "尚未评分：夜间任务（每天 03:00）评分后这里才有数据。",
+            "Not scored yet: the nightly scoring (03:00 daily) fills this report.",
+        )
+    else:
+        stamp = newest.astimezone(CHAIN_TZ).strftime("%Y-%m-%d %H:%M")
+        notes = (
+            f"评分时间 {stamp}（每天 03:00 重新评分；不受所选时段影响）。"
+            f"近12个月有消费的 {buyers} 位客户中，消费最高的 20% 贡献了 "
+            f"{_pct(money(top.get('top')), money(top.get('total'))) or 0:.1f}% 的消费"
+            f"（门槛 ¥{_money(money(top.get('threshold')))}）。"
+            "合计一行的“值得挽回”：沉睡或流失、且累计消费满 5000 元或购买过两次以上的客户。",
+            f"Scored {stamp} (again every day at 03:00; the period does not apply). Of the {buyers} customers "
+            "who bought in the last twelve months, the top 20% by spend brought "
+            f"{_pct(money(top.get('top')), money(top.get('total'))) or 0:.1f}% of the sales "
+            f"(from ¥{_money(money(top.get('threshold')))} up). Worth winning back: dormant or lost, "
+            "with 5,000 spent in all or two purchases or more.",
+        )
+    return _table("segments", columns, rows, f, now, drill=drill, notes=notes)
+
+
 async def _retention(f: Filters) -> tuple[float | None, float | None]:
     """Customers who ordered in the period before ``f``'s and again in ``f``'s ÷ those who ordered
     in the period before (live customers of the covered stores; the rep's own customers) — for
@@ -1279,6 +1401,7 @@ _FUNCTIONS: dict[str, ReportFn] = {
     "forecast": forecast,
     "rep_activity": rep_activity,
     "stores": stores,
+    "segments": segments_report,
     "targets": targets,
     "trend": trend,
 }
@@ -1522,9 +1645,14 @@ async def _drill_tasks(params: dict[str, str], f: Filters, now: dt.datetime, lim
 
 async def _drill_customers(params: dict[str, str], f: Filters, now: dt.datetime, limit: int):
     """Customers of the covered stores: ``owner``; ``no_follow_up=1``: those with a contact in the
-    period left without follow-up for 48 h (``contact_at``: the latest such contact)."""
+    period left without follow-up for 48 h (``contact_at``: the latest such contact); ``segment``:
+    those the nightly scoring put in it; ``win_back=1``: those it found worth winning back (most
+    spent first). Every row says the customer's standing as last scored."""
     owner = _ident(params, "owner")
     unanswered = _flag(params, "no_follow_up")
+    segment = _choice(params, "segment", tuple(g.value for g in GROUPS))
+    win_back = _flag(params, "win_back")
+    scored = segment is not None or win_back
 
     def body(q: Sql) -> str:
         join = ""
@@ -1533,33 +1661,54 @@ async def _drill_customers(params: dict[str, str], f: Filters, now: dt.datetime,
                 "JOIN (SELECT u.customer_id, MAX(u.occurred_at) AS contact_at "
                 f"FROM ({_unanswered_contacts(q, f, now)}) u GROUP BY u.customer_id) x ON x.customer_id = c.id "
             )
+        if scored:
+            join += "JOIN customer_standings s ON s.customer_id = c.id "
         where = [f"c.deleted = false AND {q.stores(f, 'c.store_id')} AND {q.owner(f, 'c.owner_id')}"]
         if owner is not None:
             where.append(f"c.owner_id = {q(owner)}")
+        if segment is not None:
+            where.append(f"s.segment = {q(segment)}")
+        if win_back:
+            where.append("s.win_back = true")
         return f"customers c {join}WHERE {' AND '.join(where)}"
 
+    order = ("s.amount_total DESC, " if win_back else "") + "c.name, c.id"
     rows, total = await _page(
         body,
         inner="c.id, c.name, c.store_id, c.owner_id, c.created_at, "
-        + ("x.contact_at" if unanswered else "NULL AS contact_at"),
-        order="c.name, c.id",
-        outer="t.*, st.code AS store, u.display_name AS owner",
-        joins="JOIN stores st ON st.id = t.store_id LEFT JOIN users u ON u.id = t.owner_id",
-        outer_order="t.name, t.id",
+        + ("x.contact_at" if unanswered else "NULL AS contact_at")
+        + (", s.amount_total AS spent" if win_back else ", NULL AS spent"),
+        order=order,
+        outer="t.*, st.code AS store, u.display_name AS owner, cs.segment, cs.health, cs.recency, cs.frequency, "
+        "cs.monetary, cs.amount_12m, cs.amount_total, cs.days_since_order, cs.next_purchase_on",
+        joins="JOIN stores st ON st.id = t.store_id LEFT JOIN users u ON u.id = t.owner_id "
+        "LEFT JOIN customer_standings cs ON cs.customer_id = t.id",
+        outer_order=("t.spent DESC, " if win_back else "") + "t.name, t.id",
         limit=limit,
     )
-    out = [
-        [
-            str(r["id"]),
-            r["name"],
-            r["store"],
-            _text(r["owner_id"]),
-            r["owner"],
-            utc(r["created_at"]),
-            utc(r["contact_at"]),
-        ]
-        for r in rows
-    ]
+    out = []
+    for r in rows:
+        segment_of = r["segment"]
+        names = SEGMENT_NAMES.get(Group(segment_of)) if segment_of else None
+        rfm = f"{r['recency']}{r['frequency']}{r['monetary']}" if r["recency"] is not None else None
+        out.append(
+            [
+                str(r["id"]),
+                r["name"],
+                r["store"],
+                _text(r["owner_id"]),
+                r["owner"],
+                utc(r["created_at"]),
+                utc(r["contact_at"]),
+                names[0] if names else None,
+                _int(r["health"]) if r["health"] is not None else None,
+                rfm,
+                _money(money(r["amount_12m"])) if segment_of else None,
+                _money(money(r["amount_total"])) if segment_of else None,
+                _int(r["days_since_order"]) if r["days_since_order"] is not None else None,
+                as_date(r["next_purchase_on"]).isoformat() if r["next_purchase_on"] is not None else None,
+            ]
+        )
     columns = [
         _col("customer_id", "客户ID", "Customer id"),
         _col("customer", "客户", "Customer"),
@@ -1568,6 +1717,13 @@ async def _drill_customers(params: dict[str, str], f: Filters, now: dt.datetime,
         _col("owner", "负责人", "Owner"),
         _col("created_at", "建档时间", "Created", "ts"),
         _col("contact_at", "未跟进的接触时间", "Contact without follow-up", "ts"),
+        _col("segment", "分群", "Segment"),
+        _col("health", "健康分", "Health", "int"),
+        _col("rfm", "RFM", "RFM"),
+        _col("amount_12m", "近12个月消费", "Spent, 12 months", "money"),
+        _col("amount_total", "累计消费", "Spent in all", "money"),
+        _col("days_since_order", "距上次购买（天）", "Days since last order", "int"),
+        _col("next_purchase_on", "预计下次购买", "Next purchase expected", "date"),
     ]
     return columns, out, total
 
@@ -1691,7 +1847,7 @@ DrillFn = Callable[[dict[str, str], Filters, dt.datetime, int], Awaitable[tuple[
 DRILLS: dict[str, tuple[frozenset[str], DrillFn]] = {
     "deals": (frozenset({"stage", "owner", "id", "status", "close_month"}), _drill_deals),
     "tasks": (frozenset({"owner", "state"}), _drill_tasks),
-    "customers": (frozenset({"owner", "no_follow_up"}), _drill_customers),
+    "customers": (frozenset({"owner", "no_follow_up", "segment", "win_back"}), _drill_customers),
     "complaints": (frozenset({"owner", "repeat", "rated"}), _drill_complaints),
     "interactions": (frozenset({"user"}), _drill_interactions),
 }

@@ -8,8 +8,8 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from decimal import Decimal
 
+from server.analytics import segments
 from server.auth.scope import Caller
 from server.complaints import service as complaints
 from server.customers.tables import Customer
@@ -19,9 +19,10 @@ from server.opportunities import service as opportunities
 from server.orders.tables import Order
 from server.tasks import service as tasks
 from server.values import as_date, as_uuid, json_obj, like_pattern, money, utc
-from shared.enums import Gender, IdentityKind, OrderChannel, PaymentMethod, PhoneKind, Role, ValueTier
+from shared.enums import Gender, IdentityKind, OrderChannel, PaymentMethod, PhoneKind, Role
 from shared.ids import uuid7
 from shared.phones import PhoneError, mask, normalise
+from shared.segments import standing, tier
 from shared.sync import FieldLoss
 from shared.wire import (
     CustomerCard,
@@ -35,7 +36,6 @@ from shared.wire import (
     PhoneOut,
 )
 
-HIGH_VALUE_12M = Decimal("5000")  # REQUIREMENTS §7: high-value = more than 5,000 a year
 CARD_ORDERS = 20
 
 _PRIMARY_PHONE = (
@@ -218,31 +218,19 @@ async def card(*, caller: Caller, customer_id: uuid.UUID, now: dt.datetime | Non
 
 
 async def _value(customer_id: uuid.UUID, now: dt.datetime) -> CustomerValue:
-    rows = await Order.raw(
-        "SELECT count(*) AS n, sum(amount) AS total, "
-        "sum(CASE WHEN ordered_at >= {} THEN amount ELSE 0 END) AS last_12m, "
-        "sum(CASE WHEN channel = 'store' THEN amount ELSE 0 END) AS in_store, "
-        "max(ordered_at) AS last_order_at "
-        "FROM orders WHERE customer_id = {} AND deleted = false",
-        now - dt.timedelta(days=365),
-        customer_id,
-    )
-    r = rows[0]
-    total, last_12m, in_store = money(r["total"]), money(r["last_12m"]), money(r["in_store"])
-    if not r["n"]:
-        tier = ValueTier.NEW
-    elif last_12m > HIGH_VALUE_12M:
-        tier = ValueTier.HIGH
-    else:
-        tier = ValueTier.REGULAR
+    sql, params = segments.one_customer_sql(customer_id, now)
+    r = (await Order.raw(sql, *params))[0]
+    facts = segments.facts_from(r)
+    in_store = money(r["in_store"])
     return CustomerValue(
-        tier=tier,
-        amount_12m=last_12m,
-        amount_total=total,
-        order_count=int(r["n"] or 0),
-        last_order_at=utc(r["last_order_at"]),
+        tier=tier(facts.orders, facts.amount_12m),
+        amount_12m=facts.amount_12m,
+        amount_total=facts.amount_total,
+        order_count=facts.orders,
+        last_order_at=facts.last_order_at,
         store_amount=in_store,
-        online_amount=total - in_store,
+        online_amount=facts.amount_total - in_store,
+        standing=standing(facts, now),
     )
 
 
