@@ -33,9 +33,15 @@ RAW_QUERIES = [
     "ORDER BY is_primary DESC, created_at",
     "SELECT kind, value FROM customer_identities WHERE customer_id = $1 AND deleted = false ORDER BY kind",
     "SELECT tag FROM customer_tags WHERE customer_id = $1 AND deleted = false ORDER BY created_at, tag",
-    "SELECT count(*), sum(amount), sum(CASE WHEN ordered_at >= now() - interval '365 days' THEN amount ELSE 0 END), "
-    "sum(CASE WHEN channel = 'store' THEN amount ELSE 0 END), max(ordered_at) FROM orders "
-    "WHERE customer_id = $1 AND deleted = false",
+    # the value line and the standing's facts (shared/segments.py)
+    "SELECT count(*), sum(amount), sum(CASE WHEN ordered_at >= now() - interval '365 days' THEN 1 ELSE 0 END), "
+    "sum(CASE WHEN ordered_at >= now() - interval '365 days' THEN amount ELSE 0 END), min(ordered_at), "
+    "max(ordered_at), sum(CASE WHEN channel = 'store' THEN amount ELSE 0 END), "
+    "(SELECT count(*) FROM complaints WHERE customer_id = $1 AND deleted = false "
+    "AND opened_at >= now() - interval '365 days'), "
+    "(SELECT count(*) FROM interactions WHERE customer_id = $1 AND deleted = false "
+    "AND occurred_at >= now() - interval '90 days') "
+    "FROM orders WHERE customer_id = $1 AND deleted = false",
     "SELECT o.id, o.channel, o.ordered_at, o.amount, o.payment_method, s.code FROM orders o "
     "LEFT JOIN stores s ON s.id = o.sold_by_store_id WHERE o.customer_id = $1 AND o.deleted = false "
     "ORDER BY o.ordered_at DESC LIMIT 20",

@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="sweep as of this moment (ISO 8601 with offset; default: now), e.g. to re-check a run",
     )
+    score = sub.add_parser(
+        "score", help="score every customer's segment, RFM and health now (the nightly job, at once)"
+    )
+    score.add_argument("--store", action="append", default=None, help="only this store code (repeatable)")
     imp = sub.add_parser("import", help="import customers from a CSV or XLSX file")
     imp.add_argument("file", help="the .csv (UTF-8, UTF-8 with BOM or GBK) or .xlsx file")
     imp.add_argument("--mapping", default=None, help="a saved mapping template (default: suggested from the headers)")
@@ -225,6 +229,34 @@ def _app(settings: Settings, *, web: bool, host: str, port: int) -> int:
     return 0
 
 
+async def _score(settings: Settings, codes: list[str] | None) -> int:
+    """The nightly scoring now, for every store or those named; prints what it did as JSON."""
+    import json
+    import time
+
+    from server import db
+    from server.analytics import segments
+    from server.stores.tables import Store
+
+    await db.start(settings)
+    try:
+        stores = None
+        if codes:
+            rows = await Store.select(Store.code, Store.id).where(Store.code.is_in(codes))
+            found = {r["code"]: r["id"] for r in rows}
+            unknown = sorted(set(codes) - set(found))
+            if unknown:
+                print(f"floorwalker score: unknown store {', '.join(unknown)}", file=sys.stderr)
+                return 2
+            stores = [found[c] for c in codes]
+        started = time.perf_counter()
+        scored = await segments.score_all(stores=stores)
+    finally:
+        await db.stop()
+    print(json.dumps({"scored": scored, "seconds": round(time.perf_counter() - started, 3)}))
+    return 0
+
+
 async def _sweep(settings: Settings, rules: list[str] | None, limit: int | None, now: str | None = None) -> int:
     import json
 
@@ -353,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_worker(settings))
     if args.command == "sweep":
         return asyncio.run(_sweep(settings, args.rule, args.limit, args.now))
+    if args.command == "score":
+        return asyncio.run(_score(settings, args.store))
     if args.command == "import":
         try:
             data = open(args.file, "rb").read()

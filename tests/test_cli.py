@@ -3,6 +3,7 @@ answering a demo login and the customer list; seed refuses a full database; bad 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -83,6 +84,18 @@ def test_run_on_an_empty_database_serves_the_demo(fresh_database_url):
         page = httpx.get(f"{base}/api/customers", headers=headers).json()
         assert len(page["items"]) == 50 and page["next_cursor"]
         assert len({c["store_id"] for c in page["items"]}) == 1
+        # the scheduler scores the new database's customers at once (not at the next 03:00)
+        admin = httpx.post(f"{base}/api/auth/login", json={"username": "admin", "password": "floorwalker"}).json()
+        deadline = time.monotonic() + 120
+        while True:
+            table = httpx.get(
+                f"{base}/api/reports/segments", headers={"Authorization": f"Bearer {admin['access_token']}"}, timeout=30
+            ).json()
+            if table["rows"][-1][3] > 0:
+                break
+            assert time.monotonic() < deadline, f"no customer scored: {table['notes_zh']}"
+            time.sleep(1)
+        assert "评分时间" in table["notes_zh"]
         # the web client (the phone app in a browser) is served too, offline-capable (no CDN)
         assert f"web client http://127.0.0.1:{web_port}" in text, text
         deadline = time.monotonic() + 60
@@ -120,6 +133,12 @@ def test_run_on_an_empty_database_serves_the_demo(fresh_database_url):
     refused = _cli("seed", "--demo", env=env, timeout=120)
     assert refused.returncode == 1
     assert "already holds data" in refused.stderr
+    # scoring on demand: a store by its code, an unknown one named
+    scored = _cli("score", "--store", "BJ-CY", env=env, timeout=120)
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout.strip().splitlines()[-1])["scored"] > 0
+    unknown = _cli("score", "--store", "XX-NOPE", env=env, timeout=60)
+    assert unknown.returncode == 2 and "unknown store XX-NOPE" in unknown.stderr
 
 
 def test_migrate_is_idempotent_and_bad_flags_are_named(fresh_database_url):
