@@ -109,6 +109,7 @@ ZH: dict[str, str] = {
     "walkin.created": "已新建客户",
     "filter.mine": "我的客户",
     "filter.high_value": "高价值",
+    "filter.win_back": "值得挽回",
     "filter.open_opportunity": "有商机",
     "filter.not_contacted": "30 天未联系",
     # card
@@ -527,6 +528,7 @@ EN: dict[str, str] = {
     "walkin.created": "Customer created",
     "filter.mine": "Mine",
     "filter.high_value": "High value",
+    "filter.win_back": "Win back",
     "filter.open_opportunity": "Open opportunity",
     "filter.not_contacted": "Not contacted 30 days",
     "card.title": "Customer",

@@ -19,7 +19,7 @@ from mobile import times
 from mobile.mutators import fetch_all, fetch_one
 from mobile.replica import Replica
 from shared.phones import mask
-from shared.segments import CONTACT_DAYS, HIGH_VALUE_12M, Facts, standing, tier
+from shared.segments import CONTACT_DAYS, DORMANT_DAYS, HIGH_VALUE_12M, WIN_BACK_AMOUNT, Facts, standing, tier
 from shared.wire import Standing
 
 CONTACT_KINDS = ("visit", "call", "message", "note")  # what a person logs; browse/cart are not contact
@@ -62,6 +62,7 @@ def search_customers(
     high_value: bool = False,
     open_opportunity: bool = False,
     not_contacted_days: int | None = None,
+    win_back: bool = False,
     user_id: str | None = None,
     now: dt.datetime | None = None,
     limit: int = 50,
@@ -70,7 +71,9 @@ def search_customers(
     """Customers whose name contains ``text``, or one of whose phones contains its digits (3 or
     more digits), with optional filters: ``mine`` (owned by the user), ``high_value`` (more than
     5,000 in twelve months), ``open_opportunity``, ``not_contacted_days`` (no visit, call, message
-    or note for that many days). Ordered by name."""
+    or note for that many days), ``win_back`` (dormant or lost and worth winning back, as
+    shared/segments.py decides: no order for over 180 days, and 5,000 spent or two orders). Ordered
+    by name."""
     now = now or _utcnow()
     where: list[str] = []
     params: list[Any] = []
@@ -91,6 +94,12 @@ def search_customers(
             "(SELECT sum(CAST(o.amount AS REAL)) FROM orders o WHERE o.customer_id = c.id AND o.ordered_at >= ?) > ?"
         )
         params.extend([times.bound(now - dt.timedelta(days=365)), float(HIGH_VALUE_12M)])
+    if win_back:
+        where.append(
+            "c.id IN (SELECT o.customer_id FROM orders o GROUP BY o.customer_id HAVING MAX(o.ordered_at) < ? "
+            "AND (SUM(CAST(o.amount AS REAL)) >= ? OR COUNT(*) >= 2))"
+        )
+        params.extend([times.bound(now - dt.timedelta(days=DORMANT_DAYS + 1)), float(WIN_BACK_AMOUNT)])
     if open_opportunity:
         where.append(
             "EXISTS (SELECT 1 FROM opportunities o JOIN pipeline_stages s ON s.id = o.stage_id "

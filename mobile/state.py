@@ -46,7 +46,7 @@ DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
 MESSAGES_SEEN = "messages_seen_at"
 RETRY_SECONDS = 10.0  # while offline or failing, try again this often (the poke stream also retries)
 REMINDER_SECONDS = 15.0  # how often the phone looks for tasks that came due (on-device reminders)
-FILTERS = ("mine", "high_value", "open_opportunity", "not_contacted")
+FILTERS = ("mine", "high_value", "open_opportunity", "not_contacted", "win_back")
 TASK_GROUPS = ("stage_reminder", "complaint_callback", "follow_up", "call", "visit", "other")
 SHEETS = ("note", "task", "opportunity", "move", "details", "customer", "profile", "tag")
 PROFILE_FIELDS = ("name", "email", "city", "district", "address")
@@ -509,6 +509,7 @@ class AppState(DeskActions):
                 high_value="high_value" in self.filters,
                 open_opportunity="open_opportunity" in self.filters,
                 not_contacted_days=30 if "not_contacted" in self.filters else None,
+                win_back="win_back" in self.filters,
                 now=self.now(),
                 unmask=self.unmask,
             ),

@@ -515,6 +515,8 @@ def _filter_predicates(state: AppState) -> dict[str, Any]:
         "high_value": lambda card: card.value.tier == ValueTier.HIGH,
         "open_opportunity": lambda card: any(o.stage_kind == "open" for o in card.opportunities),
         "not_contacted": lambda card: not contacted(card),
+        # the list's SQL and the card's standing (shared/segments.py) name the same customers
+        "win_back": lambda card: card.value.standing.win_back,
     }
 
 

@@ -242,6 +242,7 @@ async def test_each_filter_chip_is_there_in_chinese(rep):
     labels = {name: texts(find(tree, key=f"filter-{name}")) for name in ("mine", "high_value", "open_opportunity")}
     assert labels == {"mine": ["我的客户"], "high_value": ["高价值"], "open_opportunity": ["有商机"]}
     assert texts(find(tree, key="filter-not_contacted")) == ["30 天未联系"]
+    assert texts(find(tree, key="filter-win_back")) == ["值得挽回"]
 
 
 # --- the card ---------------------------------------------------------------------------------------------

@@ -164,6 +164,7 @@ FILTER_KEYS = {
     "high_value": "filter.high_value",
     "open_opportunity": "filter.open_opportunity",
     "not_contacted": "filter.not_contacted",
+    "win_back": "filter.win_back",
 }
 
 
