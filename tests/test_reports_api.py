@@ -309,3 +309,38 @@ async def test_rep_filter_narrows_to_one_rep(client, login, stores):
     assert {r["owner_id"] for r in keyed(deals)} == {rep_id}
     pipeline = await fetch(client, login, "manager.bjcy", "pipeline", rep=rep_id)
     assert sum(r["deals"] for r in keyed(pipeline)) == deals["total"]
+
+
+async def test_the_segment_report_over_http_keeps_to_the_callers_scope(client, login, stores):
+    from server.analytics import segments
+
+    await segments.score_all()  # the nightly job, now: every store of the demo chain
+    live = {
+        r["code"]: r["n"]
+        for r in await Customer.raw(
+            "SELECT s.code, COUNT(*) AS n FROM customers c JOIN stores s ON s.id = c.store_id "
+            "WHERE c.deleted = false GROUP BY s.code"
+        )
+    }
+    mine = await fetch(client, login, "manager.bjcy", "segments")
+    assert keyed(mine)[-1]["customers"] == live["BJ-CY"] > 0
+    assert mine["rows"] == (await fetch(client, login, "admin", "segments", store="BJ-CY"))["rows"]
+    north = await fetch(client, login, "region.north", "segments")
+    assert keyed(north)[-1]["customers"] == sum(live.get(code, 0) for code in await codes_of_region("north"))
+    for row, drill in zip(keyed(mine), mine["drill"], strict=True):
+        if drill is None:
+            continue
+        listed = await fetch(client, login, "manager.bjcy", f"drill/{drill['kind']}", **drill["params"], limit=10000)
+        assert {r["store"] for r in keyed(listed)} == {"BJ-CY"}
+        behind = row["win_back"] if row["segment"] is None else row["customers"]  # the total row: worth winning back
+        assert listed["total"] == len(listed["rows"]) == behind
+    headers = await login("rep.bjcy")
+    assert (await client.get("/api/reports/segments", headers=headers)).status_code == 403
+    other = await client.get("/api/reports/segments", params={"store": "SH-PD"}, headers=await login("manager.bjcy"))
+    assert other.status_code == 404
+    for params, words in (({"segment": "vip"}, "segment must be one of"), ({"win_back": "maybe"}, "win_back must be")):
+        answer = await client.get("/api/reports/drill/customers", params=params, headers=await login("manager.bjcy"))
+        assert answer.status_code == 422 and words in answer.text, answer.text
+    headers = await login("manager.bjcy")
+    csv_answer = await client.get("/api/reports/segments", params={"format": "csv"}, headers=headers)
+    assert csv_answer.status_code == 200 and "分群" in csv_answer.content.decode("utf-8-sig").splitlines()[0]
