@@ -332,7 +332,8 @@ async def test_the_segment_report_over_http_keeps_to_the_callers_scope(client, l
             continue
         listed = await fetch(client, login, "manager.bjcy", f"drill/{drill['kind']}", **drill["params"], limit=10000)
         assert {r["store"] for r in keyed(listed)} == {"BJ-CY"}
-        behind = row["win_back"] if row["segment"] is None else row["customers"]  # the total row: worth winning back
+        # the total row's drill: those worth winning back
+        behind = row["win_back"] if row["segment_code"] is None else row["customers"]
         assert listed["total"] == len(listed["rows"]) == behind
     headers = await login("rep.bjcy")
     assert (await client.get("/api/reports/segments", headers=headers)).status_code == 403

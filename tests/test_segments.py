@@ -242,12 +242,12 @@ async def test_the_segment_report_adds_up_and_drills_down(shop):
     table = await service.run("segments", f, NOW)
     keys = [c.key for c in table.columns]
     rows = [dict(zip(keys, r, strict=True)) for r in table.rows]
-    by = {r["segment"]: r for r in rows}
+    by = {r["segment_code"]: r for r in rows}
     expected = {g: sum(1 for _, group in shop.people.values() if group == g) for g in Group}
     for group in Group:
         assert by[group.value]["customers"] == expected[group], group
     total = rows[-1]
-    assert total["segment"] is None and total["customers"] == len(shop.people)
+    assert total["segment_code"] is None and total["segment"] == "合计" and total["customers"] == len(shop.people)
     # in twelve months: first 800, repeat 900 + 1,200, vip 8,000 + 4,000, dormant 6,000
     assert total["win_back"] == 2 and total["sales_12m"] == "20900.00"
     assert by["high_value"]["sales_pct"] == round(100 * 12000 / 20900, 1)
@@ -261,7 +261,8 @@ async def test_the_segment_report_adds_up_and_drills_down(shop):
         listed = await service.drill(drill.kind, drill.params, f, NOW)
         if "segment" in drill.params:
             assert listed.total == row["customers"]
-            assert {r[7] for r in listed.rows} == {service.SEGMENT_NAMES[Group(row["segment"])][0]}
+            named = service.SEGMENT_NAMES[Group(row["segment_code"])][0]
+            assert {r[7] for r in listed.rows} == {row["segment"]} == {named}
         else:  # the total row: who is worth winning back, most spent first
             assert listed.total == row["win_back"]
             spent = [Decimal(r[11]) for r in listed.rows]

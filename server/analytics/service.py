@@ -989,9 +989,9 @@ async def segments_report(f: Filters, now: dt.datetime) -> Table:
         zh, en = SEGMENT_NAMES[group]
         rows.append(
             [
-                group.value,
                 zh,
                 en,
+                group.value,
                 n,
                 _pct(n, customers),
                 round(health, 1) if health is not None else None,
@@ -1005,9 +1005,9 @@ async def segments_report(f: Filters, now: dt.datetime) -> Table:
     wins = sum(_int(r["win_back"]) for r in by_segment)
     rows.append(
         [
-            None,
             TOTAL_ZH,
             TOTAL_EN,
+            None,
             customers,
             _pct(customers, customers),
             round(health_sum / customers, 1) if customers else None,
@@ -1019,9 +1019,9 @@ async def segments_report(f: Filters, now: dt.datetime) -> Table:
     )
     drill.append(Drill(kind="customers", params={"win_back": "1"}) if wins else None)
     columns = [
-        _col("segment", "分群代码", "Segment code"),
-        _col("segment_zh", "分群", "Segment (Chinese)"),
+        _col("segment", "分群", "Segment (Chinese)"),
         _col("segment_en", "分群（英文）", "Segment"),
+        _col("segment_code", "分群代码", "Segment code"),
         _col("customers", "客户数", "Customers", "int"),
         _col("share_pct", "占比", "Share", "percent"),
         _col("health", "平均健康分", "Average health", "number"),
