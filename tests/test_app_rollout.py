@@ -146,3 +146,26 @@ async def test_the_rep_filter_narrows_the_dashboard_to_that_rep(live_server, tmp
     finally:
         await manager.close()
         no_device_left(tmp_path / "filters")
+
+
+async def test_the_segment_report_on_the_desk_names_segments_in_the_readers_language(live_server, tmp_path, client):
+    from server.analytics import segments
+
+    await segments.score_all()  # what the worker does at night
+    manager = (await sign_in(live_server.url, tmp_path / "segments", "manager.bjcy")).state
+    try:
+        await manager.choose_report("segments")
+        assert manager.report_error is None
+        table = manager.report_tables["segments"]
+        tree = render(lambda: Shell(manager, ReportsScreen(manager)))
+        shown = text(tree)
+        for name in ("新客", "复购客户", "高价值客户", "沉睡客户", "流失客户", "合计", "值得挽回"):
+            assert name in shown, name
+        assert "high_value" not in shown and "segment_code" not in shown  # the code column stays hidden
+        assert "评分时间" in shown  # the notes say when
+        # the total row drills to those worth winning back
+        await manager.open_drill("segments", len(table["rows"]) - 1)
+        assert manager.drill_table is not None and manager.drill_table["total"] == table["rows"][-1][-1] > 0
+    finally:
+        await manager.close()
+        no_device_left(tmp_path / "segments")
