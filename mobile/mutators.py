@@ -26,8 +26,9 @@ from typing import Any
 import msgspec
 
 from mobile import times
+from shared import complaints as complaint_rules
 from shared import sync as proto
-from shared.enums import InteractionChannel, Role, StageKind, TaskKind, TaskStatus
+from shared.enums import ComplaintStatus, InteractionChannel, Role, StageKind, TaskKind, TaskStatus
 from shared.phones import PhoneError, normalise
 
 TARGETS = proto.MUTATION_TARGETS
@@ -513,6 +514,67 @@ def prefs_update(db: sqlite3.Connection, a: proto.PrefsUpdateArgs, hlc: str, ctx
         _update(db, "notification_prefs", ident, values)
 
 
+def _kept_time(text: str | None, field: str, ctx: Context, v: bool, not_before: str | None = None) -> str:
+    """A time the user's action carries, kept between ``not_before`` and now (as the server does)."""
+    if text is None:
+        return ctx.now
+    moment = min(_client_time(text, field, v), ctx.now)
+    return max(moment, not_before) if not_before else moment
+
+
+def complaint_open(db: sqlite3.Connection, a: proto.ComplaintOpenArgs, hlc: str, ctx: Context, v: bool) -> None:
+    customer = _need(db, "customers", a.customer_id, "customer", v)
+    if v and not a.description.strip():
+        _fail(v, "say what the customer complains about", "description")
+    _insert(
+        db,
+        "complaints",
+        {
+            "id": str(a.id),
+            "version": 0,
+            "deleted": 0,
+            "store_id": customer["store_id"],
+            "customer_id": customer["id"],
+            "owner_id": customer["owner_id"] or ctx.user_id,
+            "category": a.category,
+            "status": ComplaintStatus.OPEN.value,
+            "description": a.description.strip(),
+            "opened_at": _kept_time(a.opened_at, "opened_at", ctx, v),
+            "resolution": "",
+            "callback_note": "",
+        },
+    )
+
+
+def complaint_step(db: sqlite3.Connection, a: proto.ComplaintStepArgs, hlc: str, ctx: Context, v: bool) -> None:
+    """The same rule as the server's (shared/complaints.py): refused here with its words, at once."""
+    row = _need(db, "complaints", a.complaint_id, "complaint", v)
+    why = complaint_rules.refusal(
+        a.step, status=row["status"], resolution=row["resolution"] or "", text=a.text, satisfaction=a.satisfaction
+    )
+    if why is not None:
+        _fail(v, *why)
+    at = _kept_time(a.at, "at", ctx, v, not_before=row["opened_at"])
+    text = a.text.strip()
+    values: dict[str, Any] = {}
+    if not row["history_retrieved_at"]:
+        values["history_retrieved_at"] = at
+    if a.step in ("respond", "solve"):
+        if not row["first_response_at"]:
+            values["first_response_at"] = at
+        if text:
+            values["resolution"] = text
+        values["status"] = (ComplaintStatus.IN_PROGRESS if a.step == "respond" else ComplaintStatus.SOLVED).value
+        if a.step == "solve":
+            values["solved_at"] = at
+    elif a.step == "callback":
+        values.update(
+            callback_at=at, satisfaction=a.satisfaction, callback_note=text, status=ComplaintStatus.CLOSED.value
+        )
+    if values:
+        _update(db, "complaints", row["id"], values)
+
+
 Mutator = Callable[[sqlite3.Connection, Any, str, Context, bool], None]
 MUTATORS: dict[str, Mutator] = {
     "customer.create": customer_create,
@@ -531,6 +593,8 @@ MUTATORS: dict[str, Mutator] = {
     "notification.read_all": notification_read_all,
     "follow.set": follow_set,
     "prefs.update": prefs_update,
+    "complaint.open": complaint_open,
+    "complaint.step": complaint_step,
 }
 assert set(MUTATORS) == set(proto.MUTATION_ARGS)
 

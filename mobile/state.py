@@ -557,6 +557,14 @@ class AppState(DeskActions):
             row = fetch_one(db, "SELECT name FROM customers WHERE id = ?", (str(args["customer_id"]),))
             if row:
                 return row["name"]
+        if entry.name == "complaint.step" and args.get("complaint_id"):
+            row = fetch_one(
+                db,
+                "SELECT c.name FROM complaints p JOIN customers c ON c.id = p.customer_id WHERE p.id = ?",
+                (str(args["complaint_id"]),),
+            )
+            if row:
+                return row["name"]
         table = {"task": "tasks", "opportunity": "opportunities"}.get(entry.name.split(".")[0])
         ident = args.get("task_id") or args.get("opportunity_id") or args.get("id")
         if table and ident:

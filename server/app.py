@@ -17,6 +17,7 @@ from server.analytics.controller import ReportController
 from server.auth import service as auth_service
 from server.auth.controller import AuthController, UserController
 from server.auth.scope import Caller
+from server.complaints.controller import ComplaintController
 from server.customers.controller import CustomerController
 from server.errors import DomainError, RateLimited, Unauthorized
 from server.events.controller import EventController
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> Litestar:
             OpportunityController,
             PipelineController,
             TaskController,
+            ComplaintController,
             InteractionController,
             SyncController,
             RuleController,

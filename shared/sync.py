@@ -19,7 +19,7 @@ from shared.wire import NO_NUL, Read, Write
 
 # The row format. A client whose cursor was made for another schema is reset (re-snapshot);
 # a client older than MIN_SCHEMA_VERSION must be upgraded.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: complaints carry their resolution and call-back note
 MIN_SCHEMA_VERSION = 1
 
 MAX_MUTATIONS_PER_PUSH = 100
@@ -149,7 +149,8 @@ TABLES: tuple[TableSpec, ...] = (
         "complaints",
         "store",
         "customer_id:uuid owner_id:uuid category:text status:text description:text opened_at:ts "
-        "history_retrieved_at:ts first_response_at:ts solved_at:ts callback_at:ts satisfaction:int",
+        "history_retrieved_at:ts first_response_at:ts solved_at:ts callback_at:ts satisfaction:int "
+        "resolution:text callback_note:text",
         indexes=(("customer_id",),),
     ),
     # A customer-card field whose concurrent edit lost (the audit trail the rep is shown).
@@ -256,6 +257,8 @@ MutationName = Literal[
     "notification.read_all",
     "follow.set",
     "prefs.update",
+    "complaint.open",
+    "complaint.step",
 ]
 
 
@@ -396,6 +399,24 @@ class InteractionLogArgs(Write):
     body: Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)] = ""
 
 
+class ComplaintOpenArgs(Write):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    category: Literal["quality", "delivery", "installation", "service", "price", "other"]
+    description: Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=NO_NUL)]
+    opened_at: str | None = None  # RFC 3339 with offset; the server's time when absent
+
+
+class ComplaintStepArgs(Write):
+    """One step of the complaint loop (shared/complaints.py): history | respond | solve | callback."""
+
+    complaint_id: uuid.UUID
+    step: Literal["history", "respond", "solve", "callback"]
+    at: str | None = None  # RFC 3339 with offset: when it was done; the server's time when absent
+    text: Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)] = ""  # the solution / call-back note
+    satisfaction: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None  # the call-back's rating
+
+
 class TaskCreateArgs(Write):
     id: uuid.UUID
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
@@ -505,6 +526,8 @@ MUTATION_TARGETS: dict[str, tuple[tuple[str, str], ...]] = {
     "notification.read_all": (),  # every unread one up to a time; the next pull brings them
     "follow.set": (("customer_follows", "follow_id"),),
     "prefs.update": (("notification_prefs", "prefs_id"),),
+    "complaint.open": (("complaints", "id"),),
+    "complaint.step": (("complaints", "complaint_id"),),
 }
 CREATES: dict[str, tuple[str, str]] = {
     name: targets[0] for name, targets in MUTATION_TARGETS.items() if targets and targets[0][1] == "id"
@@ -527,5 +550,7 @@ MUTATION_ARGS: dict[str, type[Write]] = {
     "notification.read_all": NotificationReadAllArgs,
     "follow.set": FollowSetArgs,
     "prefs.update": PrefsUpdateArgs,
+    "complaint.open": ComplaintOpenArgs,
+    "complaint.step": ComplaintStepArgs,
 }
 assert set(MUTATION_TARGETS) == set(MUTATION_ARGS)

@@ -252,6 +252,35 @@ class ComplaintOut(Read):
     solved_at: dt.datetime | None
     callback_at: dt.datetime | None
     satisfaction: int | None
+    resolution: str = ""  # what the customer was offered / how it was solved
+    callback_note: str = ""
+    customer_id: uuid.UUID | None = None
+    store_id: uuid.UUID | None = None
+    owner_id: uuid.UUID | None = None
+    # the loop's clocks (shared/complaints.py defaults): when each step is due, and which are late
+    history_due_at: dt.datetime | None = None
+    response_due_at: dt.datetime | None = None
+    callback_due_at: dt.datetime | None = None
+    late: list[str] = msgspec.field(default_factory=list)
+
+
+class ComplaintCreate(Write):
+    customer_id: uuid.UUID
+    category: ComplaintCategory
+    description: Annotated[str, msgspec.Meta(min_length=1, max_length=4000, pattern=NO_NUL)]
+    opened_at: dt.datetime | None = None
+
+
+class ComplaintStep(Write):
+    step: Annotated[str, msgspec.Meta(max_length=20, pattern=NO_NUL)]
+    at: dt.datetime | None = None
+    text: Annotated[str, msgspec.Meta(max_length=4000, pattern=NO_NUL)] = ""
+    satisfaction: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
+
+
+class ComplaintPage(Read):
+    items: list[ComplaintOut]
+    next_cursor: str | None = None
 
 
 class Standing(Read):

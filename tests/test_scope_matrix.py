@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 
+from server.complaints.tables import Complaint
 from server.customers.tables import Customer
 from server.opportunities.tables import Opportunity
 from server.stores.tables import Region, Store
@@ -66,6 +67,14 @@ async def _fresh_task(client, login, store_id) -> str:
     return response.json()["id"]
 
 
+async def _fresh_complaint(client, login, store_id) -> str:
+    customer_id = str(await _customer_in(store_id))
+    body = {"customer_id": customer_id, "category": "delivery", "description": "矩阵测试 送货晚了"}
+    response = await client.post("/api/complaints", headers=await login("admin"), json=body)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 def _later() -> str:
     return (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
 
@@ -87,6 +96,19 @@ async def _case(name, client, login, store_id):
         owner = await _rep_of(client, login, store_id)
         body = {"customer_id": customer_id, "title": "矩阵", "due_at": _later(), "owner_id": owner}
         return ("POST", "/api/tasks", body), "/api/tasks?view=store&limit=200"
+    if name == "open complaint":
+        state = f"/api/complaints?customer_id={customer_id}&limit=200"
+        body = {"customer_id": customer_id, "category": "quality", "description": "矩阵 沙发起球"}
+        return ("POST", "/api/complaints", body), state
+    if name.startswith("complaint"):
+        complaint = await _fresh_complaint(client, login, store_id)
+        state = f"/api/complaints/{complaint}"
+        call = {
+            "complaint read": ("GET", state, None),
+            "complaint history": ("POST", f"{state}/steps", {"step": "history"}),
+            "complaint respond": ("POST", f"{state}/steps", {"step": "respond", "text": "上门更换"}),
+        }[name]
+        return call, state
     if name.startswith("opportunity"):
         opp = await _fresh_opportunity(client, login, store_id)
         state = f"/api/opportunities/{opp}"
@@ -122,6 +144,10 @@ CASES = [
     "task complete",
     "task snooze",
     "task reassign",
+    "open complaint",
+    "complaint read",
+    "complaint history",
+    "complaint respond",
 ]
 
 
@@ -176,6 +202,11 @@ async def test_listings_hold_exactly_the_rows_in_scope(client, login, stores, us
     assert {o["store_id"] for o in opportunities} <= visible
     in_scope = Opportunity.store_id.is_in(visible_ids) & Opportunity.deleted.eq(False)
     assert len(opportunities) == await Opportunity.count().where(in_scope)
+
+    complaints = await _all_pages(client, headers, "/api/complaints?limit=200")
+    assert {c["store_id"] for c in complaints} <= visible
+    in_scope = Complaint.store_id.is_in(visible_ids) & Complaint.deleted.eq(False)
+    assert len(complaints) == await Complaint.count().where(in_scope)
 
     listed_stores = (await client.get("/api/stores", headers=headers)).json()
     assert {s["id"] for s in listed_stores} == visible

@@ -24,3 +24,5 @@ class Complaint(SyncColumns, Table, tablename="complaints"):
     solved_at = Timestamptz(null=True, default=None)
     callback_at = Timestamptz(null=True, default=None)
     satisfaction = Integer(null=True, default=None)  # 1..5 from the call-back
+    resolution = Text(default="")  # what the customer was offered / how it was solved (migration 0020)
+    callback_note = Text(default="")  # what the call-back heard

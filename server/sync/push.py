@@ -21,6 +21,7 @@ import asyncpg
 import msgspec
 
 from server.auth.scope import Caller
+from server.complaints import service as complaints
 from server.customers import service as customers
 from server.db import insert_many, transaction
 from server.errors import DomainError, Invalid, NotFound
@@ -32,7 +33,15 @@ from server.sync.service import read_rows, register_client
 from server.sync.tables import SyncClient, SyncMutation
 from server.tasks import service as tasks
 from shared import sync as proto
-from shared.wire import InteractionCreate, OpportunityCreate, OpportunityUpdate, StageMove, TaskCreate
+from shared.wire import (
+    ComplaintCreate,
+    ComplaintStep,
+    InteractionCreate,
+    OpportunityCreate,
+    OpportunityUpdate,
+    StageMove,
+    TaskCreate,
+)
 
 TARGETS = proto.MUTATION_TARGETS
 CREATES = proto.CREATES
@@ -169,6 +178,17 @@ async def _prefs_update(caller: Caller, a: proto.PrefsUpdateArgs, hlc: str) -> A
     return Applied()
 
 
+async def _complaint_open(caller: Caller, a: proto.ComplaintOpenArgs, hlc: str) -> Applied:
+    await complaints.open_complaint(caller=caller, data=_convert(a, ComplaintCreate), ident=a.id)
+    return Applied()
+
+
+async def _complaint_step(caller: Caller, a: proto.ComplaintStepArgs, hlc: str) -> Applied:
+    data = _convert(a, ComplaintStep, drop=("complaint_id",))
+    await complaints.step(caller=caller, complaint_id=a.complaint_id, data=data)
+    return Applied()
+
+
 APPLIERS: dict[str, Applier] = {
     "customer.create": _customer_create,
     "customer.update": _customer_update,
@@ -186,6 +206,8 @@ APPLIERS: dict[str, Applier] = {
     "notification.read_all": _notification_read_all,
     "follow.set": _follow_set,
     "prefs.update": _prefs_update,
+    "complaint.open": _complaint_open,
+    "complaint.step": _complaint_step,
 }
 assert set(APPLIERS) == set(proto.MUTATION_ARGS) == set(TARGETS)
 
