@@ -714,6 +714,31 @@ class Replica:
     def snooze_task(self, task_id: uuid.UUID | str, until: str) -> int:
         return self.mutate("task.snooze", {"task_id": task_id, "until": until})
 
+    def open_complaint(self, customer_id: uuid.UUID | str, category: str, description: str) -> uuid.UUID:
+        """A complaint logged on the phone, opened now (the phone's time goes with it: the service
+        clocks run from when the customer complained, not from when the phone was back online)."""
+        ident = uuid7()
+        self.mutate(
+            "complaint.open",
+            {
+                "id": ident,
+                "customer_id": customer_id,
+                "category": category,
+                "description": description,
+                "opened_at": self.now(),
+            },
+        )
+        return ident
+
+    def complaint_step(
+        self, complaint_id: uuid.UUID | str, step: str, text: str = "", satisfaction: int | None = None
+    ) -> int:
+        """One step of the complaint loop (shared/complaints.py), done now."""
+        args: dict[str, Any] = {"complaint_id": complaint_id, "step": step, "text": text, "at": self.now()}
+        if satisfaction is not None:
+            args["satisfaction"] = satisfaction
+        return self.mutate("complaint.step", args)
+
     def create_opportunity(self, customer_id: uuid.UUID | str, title: str, **extra: Any) -> uuid.UUID:
         ident = uuid7()
         self.mutate("opportunity.create", {"id": ident, "customer_id": customer_id, "title": title, **extra})
