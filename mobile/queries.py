@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from mobile import times
 from mobile.mutators import fetch_all, fetch_one
 from mobile.replica import Replica
+from shared import complaints as complaint_rules
 from shared.phones import mask
 from shared.segments import CONTACT_DAYS, DORMANT_DAYS, HIGH_VALUE_12M, WIN_BACK_AMOUNT, Facts, standing, tier
 from shared.wire import Standing
@@ -244,6 +245,16 @@ class ComplaintView:
     solved_at: str | None
     callback_at: str | None
     satisfaction: int | None
+    history_retrieved_at: str | None = None
+    first_response_at: str | None = None
+    resolution: str = ""
+    callback_note: str = ""
+    next_steps: tuple[str, ...] = ()  # what the card offers now (shared/complaints.py)
+    late: tuple[str, ...] = ()  # steps past their time: history, respond, callback
+
+    @property
+    def live(self) -> bool:
+        return self.status != "closed"
 
 
 @dataclasses.dataclass
@@ -307,18 +318,42 @@ def customer_card(
         opportunities=_opportunities(replica, cid),
         tasks=_tasks(replica, "t.customer_id = ? AND t.status = 'open'", [cid], now),
         complaints=[
-            ComplaintView(
-                r["id"],
-                r["category"],
-                r["status"],
-                r["description"],
-                r["opened_at"],
-                r["solved_at"],
-                r["callback_at"],
-                r["satisfaction"],
-            )
+            _complaint(r, now)
             for r in fetch_all(db, "SELECT * FROM complaints WHERE customer_id = ? ORDER BY opened_at DESC", (cid,))
         ],
+    )
+
+
+def _complaint(r: dict[str, Any], now: dt.datetime) -> ComplaintView:
+    """A complaint with the steps it may take next and those past their time (the server's
+    clocks: shared/complaints.py)."""
+    opened = times.parse(r["opened_at"]) if r["opened_at"] else now
+    live = r["status"] != "closed"
+    clocks = (
+        ("history", r["history_retrieved_at"], opened + dt.timedelta(minutes=complaint_rules.HISTORY_MINUTES)),
+        ("respond", r["first_response_at"], opened + dt.timedelta(minutes=complaint_rules.SOLUTION_MINUTES)),
+    )
+    if r["solved_at"]:
+        due = times.parse(r["solved_at"]) + dt.timedelta(hours=complaint_rules.CALLBACK_HOURS)
+        clocks += (("callback", r["callback_at"], due),)
+    late = tuple(step for step, done, due in clocks if (times.parse(done) > due if done else live and now > due))
+    return ComplaintView(
+        r["id"],
+        r["category"],
+        r["status"],
+        r["description"],
+        r["opened_at"],
+        r["solved_at"],
+        r["callback_at"],
+        r["satisfaction"],
+        history_retrieved_at=r["history_retrieved_at"],
+        first_response_at=r["first_response_at"],
+        resolution=r.get("resolution") or "",
+        callback_note=r.get("callback_note") or "",
+        next_steps=tuple(
+            complaint_rules.next_steps(r["status"], bool(r["history_retrieved_at"]), bool(r["first_response_at"]))
+        ),
+        late=late,
     )
 
 

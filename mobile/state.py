@@ -48,7 +48,25 @@ RETRY_SECONDS = 10.0  # while offline or failing, try again this often (the poke
 REMINDER_SECONDS = 15.0  # how often the phone looks for tasks that came due (on-device reminders)
 FILTERS = ("mine", "high_value", "open_opportunity", "not_contacted", "win_back")
 TASK_GROUPS = ("stage_reminder", "complaint_callback", "follow_up", "call", "visit", "other")
-SHEETS = ("note", "task", "opportunity", "move", "details", "customer", "profile", "tag")
+STEP_DONE = {  # the toast after a complaint step
+    "respond": "complaint.respond_done",
+    "solve": "complaint.solve_done",
+    "callback": "complaint.callback_done",
+}
+SHEETS = (
+    "note",
+    "task",
+    "opportunity",
+    "move",
+    "details",
+    "customer",
+    "profile",
+    "tag",
+    "complaint",  # log a complaint
+    "complaint_respond",  # the loop's steps that need words (shared/complaints.py)
+    "complaint_solve",
+    "complaint_callback",
+)
 PROFILE_FIELDS = ("name", "email", "city", "district", "address")
 DUE_CHOICES = ("today", "tomorrow", "week")
 
@@ -193,6 +211,9 @@ class AppState(DeskActions):
     draft_amount: str = ""
     draft_due: str = "tomorrow"
     draft_stage: str | None = None
+    draft_category: str = "quality"  # a new complaint's
+    draft_rating: int | None = None  # the call-back's satisfaction, 1–5
+    sheet_target: str | None = None  # the complaint a step sheet is for
     draft_phone: str = ""
     duplicate_id: str | None = None  # the customer who already has the typed number
     draft_close: str = ""  # expected close date, YYYY-MM-DD
@@ -784,6 +805,47 @@ class AppState(DeskActions):
 
     def close_sheet(self) -> None:
         self.sheet, self.sheet_error = None, None
+
+    # --- complaints (the loop: shared/complaints.py) -------------------------------------------------
+
+    def open_complaint_step(self, complaint_id: str, step: str) -> None:
+        """The history step needs no words and is done at once; the others open their sheet (the
+        solve sheet starts from the solution already offered)."""
+        if step == "history":
+            self._edit(lambda: self.replica.complaint_step(complaint_id, "history"), self.tr("complaint.history_done"))
+            return
+        self.open_sheet(f"complaint_{step}")
+        self.sheet_target, self.draft_rating = complaint_id, None
+        if step == "solve":
+            row = fetch_one(self.replica.db, "SELECT resolution FROM complaints WHERE id = ?", (complaint_id,))
+            self.draft_text = (row or {}).get("resolution") or ""
+
+    def set_draft_category(self, category: str) -> None:
+        self.draft_category = category
+
+    def set_draft_rating(self, rating: int) -> None:
+        self.draft_rating = rating
+
+    def save_complaint(self, customer_id: str) -> bool:
+        text = self.draft_text.strip()
+        if not text:
+            self.sheet_error = self.tr("complaint.describe")
+            return False
+        category = self.draft_category
+        return self._edit(lambda: self.replica.open_complaint(customer_id, category, text), self.tr("complaint.logged"))
+
+    def save_complaint_step(self) -> bool:
+        step = (self.sheet or "").removeprefix("complaint_")
+        target, text, rating = self.sheet_target, self.draft_text.strip(), self.draft_rating
+        if target is None or step not in ("respond", "solve", "callback"):
+            return False
+        if step == "callback" and rating is None:
+            self.sheet_error = self.tr("complaint.rate")
+            return False
+        done = self._edit(lambda: self.replica.complaint_step(target, step, text, rating), self.tr(STEP_DONE[step]))
+        if done:
+            self.sheet_target, self.draft_rating = None, None
+        return done
 
     def save_note(self, customer_id: str) -> bool:
         text = self.draft_text.strip()

@@ -15,6 +15,7 @@ import pytest
 from mobile import desktop, engine, state
 from mobile.i18n import CATALOGUES, DEFAULT_LOCALE, EN, LOCALES, ZH, pick_locale, t
 from mobile.ui import screens
+from shared import complaints as complaint_rules
 from shared import imports as import_rules
 from shared import sync as proto
 from shared.enums import (
@@ -171,6 +172,7 @@ DYNAMIC: dict[str, set[str]] = {
     "kind.": {k.value for k in InteractionKind},
     "channel.": {c.value for c in InteractionChannel} | {c.value for c in OrderChannel},
     "complaint.": {s.value for s in ComplaintStatus},
+    "complaint.step.": set(complaint_rules.STEPS),  # the card's step buttons and late marks
     "category.": {c.value for c in ComplaintCategory},
     "role.": {r.value for r in Role},
     "card.tier.": {v.value for v in ValueTier},

@@ -391,6 +391,73 @@ async def test_the_quick_actions_show_at_once_and_the_badge_counts_them(rep):
     assert badge(tree) == "已同步" and "待上传" not in text(tree)
 
 
+async def test_a_complaint_is_logged_and_walked_through_its_loop_on_the_card(rep):
+    """投诉 on the card: the category and what the customer says; then the loop's buttons one by
+    one (调取记录 at once, 给出方案 and 已解决 with words, 满意度回访 with stars); the banner on top
+    while it is open; synced, the server holds the same."""
+    from server.complaints.tables import Complaint
+
+    state = rep.state
+    cid = customer_with(state, range(40, 53), lambda c: not [x for x in c.complaints if x.live])
+    state.open_customer(cid)
+    tree = shell(state, CardScreen, cid)
+    assert not has(tree, key="complaint-banner")
+    await click(find(tree, key="qa-complaint"))
+    tree = shell(state, CardScreen, cid)
+    await click(find(tree, key="sheet-save"))  # nothing said yet: refused
+    tree = shell(state, CardScreen, cid)
+    assert find(tree, key="sheet-error").value == "请写明客户投诉的内容"
+    await select(find(tree, key="complaint-category-delivery"))
+    await change(find(tree, key="sheet-text"), "餐桌送到时桌腿有划痕")
+    await click(find(tree, key="sheet-save"))
+    tree = shell(state, CardScreen, cid)
+    assert find(tree, key="toast").value == "已登记投诉，1 小时内请调取记录"
+    complaint = state.card(cid).complaints[0]
+    assert (complaint.category, complaint.status, complaint.description) == ("delivery", "open", "餐桌送到时桌腿有划痕")
+    banner = text(find(tree, key="complaint-banner"))
+    assert banner.startswith("有 1 件未结投诉") and "配送问题 · 餐桌送到时桌腿有划痕" in banner
+    assert [texts(find(tree, key=f"complaint-{s}-{complaint.id}")) for s in ("history", "respond", "solve")] == [
+        ["调取记录"],
+        ["给出方案"],
+        ["已解决"],
+    ]
+
+    await click(find(tree, key=f"complaint-history-{complaint.id}"))  # one tap, no sheet
+    tree = shell(state, CardScreen, cid)
+    assert not has(tree, key=f"complaint-history-{complaint.id}") and not has(tree, key="sheet")
+    await click(find(tree, key=f"complaint-respond-{complaint.id}"))
+    tree = shell(state, CardScreen, cid)
+    await change(find(tree, key="sheet-text"), "换新桌腿，周六上门")
+    await click(find(tree, key="sheet-save"))
+    tree = shell(state, CardScreen, cid)
+    assert "方案：换新桌腿，周六上门" in texts(tree) and find(tree, key="toast").value == "已记录给客户的方案"
+    await click(find(tree, key=f"complaint-solve-{complaint.id}"))
+    tree = shell(state, CardScreen, cid)
+    assert find(tree, key="sheet-text").value == "换新桌腿，周六上门"  # starts from the offer
+    await click(find(tree, key="sheet-save"))
+    tree = shell(state, CardScreen, cid)
+    assert find(tree, key="toast").value == "投诉已解决，24 小时内请回访"
+    await click(find(tree, key=f"complaint-callback-{complaint.id}"))
+    tree = shell(state, CardScreen, cid)
+    await click(find(tree, key="sheet-save"))  # no stars yet
+    tree = shell(state, CardScreen, cid)
+    assert find(tree, key="sheet-error").value == "请选择客户满意度（1–5）"
+    await select(find(tree, key="rating-4"))
+    await change(find(tree, key="sheet-text"), "客户认可")
+    await click(find(tree, key="sheet-save"))
+    tree = shell(state, CardScreen, cid)
+    assert find(tree, key="toast").value == "回访已记录，投诉已归档"
+    assert "回访满意度 4/5 客户认可" in texts(tree) and not has(tree, key="complaint-banner")
+    steps = ("history", "respond", "solve", "callback")
+    assert not [k for k in steps if has(tree, key=f"complaint-{k}-{complaint.id}")]
+
+    await state.sync_now()
+    tree = shell(state, CardScreen, cid)
+    assert badge(tree) == "已同步"
+    row = await Complaint.select().where(Complaint.id == complaint.id).first()
+    assert (row["status"], row["satisfaction"], row["resolution"]) == ("closed", 4, "换新桌腿，周六上门")
+
+
 async def test_completing_a_task_on_the_card(rep):
     state = rep.state
     cid = own_customer(state, 23)
@@ -655,7 +722,7 @@ async def test_the_screens_speak_english_when_asked(rep):
     assert [texts(find(tree, key=k)) for k in ("qa-visit", "qa-note", "qa-task")] == [["Visit"], ["Note"], ["Task"]]
     assert any(t.startswith("Purchases · ") for t in shown) and any(t.startswith("Interactions · ") for t in shown)
     chips = [texts(c) for c in find_all(render(CustomersScreen, state), type=ft.Chip)]
-    assert chips == [["Mine"], ["High value"], ["Open opportunity"], ["Not contacted 30 days"]]
+    assert chips == [["Mine"], ["High value"], ["Open opportunity"], ["Not contacted 30 days"], ["Win back"]]
     assert sync_label(state) == "Synced"
 
     tree = render(SyncScreen, state)

@@ -8,6 +8,7 @@ from mobile import queries
 from mobile.state import DUE_CHOICES, PROFILE_FIELDS, AppState, money
 from mobile.ui.common import Field, header, local_time, muted, pill
 from mobile.ui.screens import category_text
+from shared.enums import ComplaintCategory
 from shared.phones import display as display_phone
 from shared.wire import Standing
 
@@ -78,6 +79,47 @@ def action_sheet(state: AppState, customer_id: str, opportunity: queries.Opportu
     elif state.sheet == "tag":
         body = [_text(state, "sheet-text", state.tr("tags.label"), autofocus=True)]
         save = lambda e: state.add_tag(customer_id)  # noqa: E731
+    elif state.sheet == "complaint":
+        body = [
+            ft.Row(
+                [
+                    ft.Chip(
+                        key=f"complaint-category-{c.value}",
+                        label=ft.Text(category_text(state, c.value)),
+                        selected=state.draft_category == c.value,
+                        on_select=lambda e, c=c.value: state.set_draft_category(c),
+                    )
+                    for c in ComplaintCategory
+                ],
+                wrap=True,
+                spacing=6,
+            ),
+            _text(state, "sheet-text", state.tr("complaint.description"), multiline=True, autofocus=True),
+        ]
+        save = lambda e: state.save_complaint(customer_id)  # noqa: E731
+    elif state.sheet in ("complaint_respond", "complaint_solve"):
+        label = state.tr("complaint.solution" if state.sheet == "complaint_respond" else "complaint.how_solved")
+        body = [Field("sheet-text", label, state.draft_text, state.set_draft_text, multiline=True, autofocus=True)]
+        save = lambda e: state.save_complaint_step()  # noqa: E731
+    elif state.sheet == "complaint_callback":
+        body = [
+            muted(state.tr("complaint.rating")),
+            ft.Row(
+                [
+                    ft.Chip(
+                        key=f"rating-{n}",
+                        label=ft.Text("★" * n),
+                        selected=state.draft_rating == n,
+                        on_select=lambda e, n=n: state.set_draft_rating(n),
+                    )
+                    for n in range(1, 6)
+                ],
+                wrap=True,
+                spacing=6,
+            ),
+            _text(state, "sheet-text", state.tr("complaint.callback_note"), multiline=True),
+        ]
+        save = lambda e: state.save_complaint_step()  # noqa: E731
     elif state.sheet == "move" and opportunity is not None:
         body = [stage_buttons(state, opportunity)]
         if state.draft_stage and next(
@@ -138,6 +180,8 @@ def quick_actions(state: AppState, customer_id: str, open_opps: list[queries.Opp
             lambda e: state.open_sheet("opportunity"),
         ),
     ]
+    complain = lambda e: state.open_sheet("complaint")  # noqa: E731
+    items.append(button("qa-complaint", ft.Icons.REPORT_PROBLEM, state.tr("complaint.new"), complain))
     if len(open_opps) == 1:
         items.append(
             button("qa-move", ft.Icons.TRENDING_UP, state.tr("action.move"), lambda e: state.open_sheet("move"))
@@ -153,6 +197,71 @@ def _dial(state: AppState, number: str):
         await state.call(number)
 
     return handler
+
+
+def _complaint_rows(state: AppState, c: queries.ComplaintView) -> list[ft.Control]:
+    """A complaint: status, category, when, what; what was offered and the call-back; the loop's
+    next steps as buttons, and the steps past their time in red."""
+    rows: list[ft.Control] = [
+        ft.Row(
+            [
+                pill(state.tr(f"complaint.{c.status}"), COMPLAINT_COLOURS.get(c.status, ft.Colors.GREY_700)),
+                ft.Text(
+                    " · ".join(
+                        x
+                        for x in (category_text(state, c.category), local_time(state, c.opened_at), c.description)
+                        if x
+                    ),
+                    size=13,
+                    expand=True,
+                ),
+            ]
+        )
+    ]
+    if c.resolution:
+        rows.append(muted(state.tr("complaint.resolution", text=c.resolution)))
+    if c.satisfaction is not None:
+        rows.append(muted(state.tr("complaint.callback", rating=c.satisfaction, note=c.callback_note)))
+    if c.late:
+        steps = "、".join(state.tr(f"complaint.step.{step}") for step in c.late)
+        rows.append(ft.Text(state.tr("complaint.late", steps=steps), size=12, color=ft.Colors.RED_700))
+    if c.next_steps:
+        rows.append(
+            ft.Row(
+                [
+                    ft.OutlinedButton(
+                        key=f"complaint-{step}-{c.id}",
+                        content=ft.Text(state.tr(f"complaint.step.{step}")),
+                        on_click=lambda e, step=step: state.open_complaint_step(c.id, step),
+                        height=40,
+                    )
+                    for step in c.next_steps
+                ],
+                wrap=True,
+                spacing=6,
+            )
+        )
+    return rows
+
+
+def _complaint_banner(state: AppState, complaints: list[queries.ComplaintView]) -> ft.Control | None:
+    """The complaint history pops up with the customer: open complaints first thing on the card."""
+    live = [c for c in complaints if c.live]
+    if not live:
+        return None
+    latest = live[0]
+    what = " · ".join(x for x in (category_text(state, latest.category), latest.description) if x)
+    return ft.Container(
+        ft.Text(
+            state.tr("complaint.banner", live=len(live), total=len(complaints), latest=what),
+            color=ft.Colors.RED_900,
+            size=13,
+        ),
+        bgcolor=ft.Colors.with_opacity(0.08, ft.Colors.RED_700),
+        border_radius=8,
+        padding=8,
+        key="complaint-banner",
+    )
 
 
 SEGMENT_COLOURS = {
@@ -301,6 +410,9 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
         names = "、".join(s["name_zh"] if state.locale == "zh" else s["name_en"] for s in suggestions)
         head.append(ft.Text(state.tr("card.cross_sell", items=names), color=ft.Colors.DEEP_PURPLE_700, size=13))
     rows: list[ft.Control] = list(head)
+    banner = _complaint_banner(state, card.complaints)
+    if banner is not None:
+        rows.insert(2, banner)  # under the name and the owner: the first thing a rep reads
     if state.feature_on("quick_actions"):  # head office may not have switched them on for the store yet
         rows.append(quick_actions(state, customer_id, open_opps))
     sheet = action_sheet(state, customer_id, open_opps[0] if len(open_opps) == 1 else None)
@@ -355,22 +467,7 @@ def CardScreen(state: AppState, customer_id: str) -> ft.Control:
     if not card.complaints:
         rows.append(muted(state.tr("card.no_complaints")))
     for c in card.complaints:
-        rows.append(
-            ft.Row(
-                [
-                    pill(state.tr(f"complaint.{c.status}"), COMPLAINT_COLOURS.get(c.status, ft.Colors.GREY_700)),
-                    ft.Text(
-                        " · ".join(
-                            x
-                            for x in (category_text(state, c.category), local_time(state, c.opened_at), c.description)
-                            if x
-                        ),
-                        size=13,
-                        expand=True,
-                    ),
-                ]
-            )
-        )
+        rows.extend(_complaint_rows(state, c))
     rows.append(header(f"{state.tr('card.purchases')} · {value.order_count}"))
     if not card.orders:
         rows.append(muted(state.tr("card.no_purchases")))
