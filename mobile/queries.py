@@ -19,6 +19,7 @@ from mobile import times
 from mobile.mutators import fetch_all, fetch_one
 from mobile.replica import Replica
 from shared import complaints as complaint_rules
+from shared import kb
 from shared.phones import mask
 from shared.segments import CONTACT_DAYS, DORMANT_DAYS, HIGH_VALUE_12M, WIN_BACK_AMOUNT, Facts, standing, tier
 from shared.wire import Standing
@@ -944,3 +945,11 @@ def came_due(replica: Replica, user_id: str, after: str, upto: str) -> list[dict
         "AND t.due_at > ? AND t.due_at <= ? ORDER BY t.due_at",
         (str(user_id), after, upto),
     )
+
+
+def kb_articles(replica: Replica) -> list[kb.Article]:
+    """The knowledge base as the phone holds it (synced with the catalog)."""
+    return [
+        kb.Article(r["id"], r["code"], r["topic"], r["title"], r["title_en"] or "", r["body"] or "", r["tags"] or "")
+        for r in fetch_all(replica.db, "SELECT id, code, topic, title, title_en, body, tags FROM kb_articles")
+    ]

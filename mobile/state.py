@@ -36,7 +36,7 @@ from mobile.i18n import DEFAULT_LOCALE, has_key, t
 from mobile.mutators import MutationError, fetch_one
 from mobile.replica import ConflictEntry, OutboxEntry, Replica
 from mobile.session import Credentials, CredentialStore, LoginError, Session, normalise_server_url
-from shared import wire
+from shared import kb, wire
 from shared.phones import PhoneError
 from shared.phones import normalise as normalise_phone
 
@@ -214,6 +214,10 @@ class AppState(DeskActions):
     draft_category: str = "quality"  # a new complaint's
     draft_rating: int | None = None  # the call-back's satisfaction, 1–5
     sheet_target: str | None = None  # the complaint a step sheet is for
+    # the knowledge base screen
+    kb_query: str = ""
+    kb_topic: str | None = None
+    kb_open: str | None = None  # the article shown in full
     draft_phone: str = ""
     duplicate_id: str | None = None  # the customer who already has the typed number
     draft_close: str = ""  # expected close date, YYYY-MM-DD
@@ -805,6 +809,24 @@ class AppState(DeskActions):
 
     def close_sheet(self) -> None:
         self.sheet, self.sheet_error = None, None
+
+    # --- the knowledge base (shared/kb.py, offline) ---------------------------------------------------
+
+    def kb_hits(self) -> list[kb.Article]:
+        return self._cached(
+            ("kb", self.kb_query, self.kb_topic),
+            lambda: kb.search(queries.kb_articles(self.replica), self.kb_query, topic=self.kb_topic, limit=30),
+        )
+
+    def kb_search(self, text: str) -> None:
+        self.kb_query, self.kb_open = text, None
+
+    def kb_choose_topic(self, topic: str | None) -> None:
+        self.kb_topic = None if topic == self.kb_topic else topic
+        self.kb_open = None
+
+    def kb_toggle(self, article_id: str) -> None:
+        self.kb_open = None if self.kb_open == article_id else article_id
 
     # --- complaints (the loop: shared/complaints.py) -------------------------------------------------
 

@@ -23,6 +23,7 @@ from server.errors import DomainError, RateLimited, Unauthorized
 from server.events.controller import EventController
 from server.imports.controller import ImportController, MergeController
 from server.interactions.controller import InteractionController
+from server.kb.controller import KbController
 from server.notifications.controller import NotificationController, PushController
 from server.opportunities.controller import OpportunityController, PipelineController
 from server.rollout.activity import Flusher
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> Litestar:
             PipelineController,
             TaskController,
             ComplaintController,
+            KbController,
             InteractionController,
             SyncController,
             RuleController,

@@ -19,6 +19,7 @@ from server.imports.tables import (
     MergeCandidate,
 )
 from server.interactions.tables import Interaction
+from server.kb.tables import KbArticle
 from server.notifications.tables import (
     CustomerFollow,
     FeedCursor,
@@ -80,6 +81,7 @@ TABLES = [
     Feedback,
     ActivityDay,
     CustomerStanding,
+    KbArticle,
 ]
 
 APP_CONFIG = AppConfig(

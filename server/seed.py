@@ -32,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from server.auth.passwords import hash_password
 from server.db import engine, insert_many, transaction
+from server.kb.content import ARTICLES as KB_ARTICLES
 from server.stores.tables import Store
 from server.sync.service import CATALOG_SCOPE, ORG_SCOPE, allocate_versions, store_scope
 from shared.enums import (
@@ -406,6 +407,16 @@ class ProductRow(NamedTuple):
     price: Decimal
 
 
+class KbRow(NamedTuple):
+    id: uuid.UUID
+    code: str
+    topic: str
+    title: str
+    title_en: str
+    tags: str
+    body: str
+
+
 class StageRow(NamedTuple):
     id: uuid.UUID
     code: str
@@ -567,6 +578,7 @@ TABLES: dict[type[tuple], str] = {
     CategoryRow: "categories",
     ProductRow: "products",
     StageRow: "pipeline_stages",
+    KbRow: "kb_articles",
     CustomerRow: "customers",
     PhoneRow: "customer_phones",
     TagRow: "customer_tags",
@@ -816,6 +828,8 @@ class DemoChain:
                 rows.add(ProductRow(product.id, sku, p_zh, p_en, category_id, product.price))
                 self.products.append(product)
                 self.by_category.setdefault(code, []).append(product)
+        for code, topic, title, title_en, tags, body in KB_ARTICLES:
+            rows.add(KbRow(uuid7(), code, topic, title, title_en, tags, body))
         for position, (code, name_zh, name_en, kind, probability, idle_days) in enumerate(PIPELINE, start=1):
             stage = Stage(uuid7(), code, name_zh, position, kind, idle_days)
             rows.add(StageRow(stage.id, code, name_zh, name_en, position, kind, probability, idle_days))

@@ -19,7 +19,7 @@ from shared.wire import NO_NUL, Read, Write
 
 # The row format. A client whose cursor was made for another schema is reset (re-snapshot);
 # a client older than MIN_SCHEMA_VERSION must be upgraded.
-SCHEMA_VERSION = 2  # 2: complaints carry their resolution and call-back note
+SCHEMA_VERSION = 2  # 2: complaints carry their resolution and call-back note; the knowledge base
 MIN_SCHEMA_VERSION = 1
 
 MAX_MUTATIONS_PER_PUSH = 100
@@ -80,6 +80,8 @@ TABLES: tuple[TableSpec, ...] = (
     _t("users", "org", "display_name:text role:text store_id:uuid region_id:uuid active:bool"),
     _t("categories", "catalog", "code:text name_zh:text name_en:text repurchase_days:int"),
     _t("products", "catalog", "sku:text name_zh:text name_en:text category_id:uuid price:money"),
+    # the knowledge base (shared/kb.py searches it, on the phone too)
+    _t("kb_articles", "catalog", "code:text topic:text title:text title_en:text body:text tags:text"),
     _t(
         "pipeline_stages",
         "catalog",

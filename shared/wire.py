@@ -283,6 +283,38 @@ class ComplaintPage(Read):
     next_cursor: str | None = None
 
 
+KbTags = Annotated[list[Annotated[str, msgspec.Meta(max_length=30, pattern=NO_NUL)]], msgspec.Meta(max_length=20)]
+
+
+class KbArticleOut(Read):
+    id: uuid.UUID
+    code: str
+    topic: str  # shared/kb.py TOPICS
+    title: str
+    title_en: str
+    body: str
+    tags: list[str]
+    deleted: bool = False
+
+
+class KbArticleIn(Write):
+    code: Annotated[str, msgspec.Meta(min_length=2, max_length=40, pattern=NO_NUL)]
+    topic: Annotated[str, msgspec.Meta(max_length=20, pattern=NO_NUL)]
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=20000, pattern=NO_NUL)]
+    title_en: Annotated[str, msgspec.Meta(max_length=150, pattern=NO_NUL)] = ""
+    tags: KbTags = []
+
+
+class KbArticlePatch(Write):
+    topic: Annotated[str, msgspec.Meta(max_length=20, pattern=NO_NUL)] | None = None
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)] | None = None
+    body: Annotated[str, msgspec.Meta(min_length=1, max_length=20000, pattern=NO_NUL)] | None = None
+    title_en: Annotated[str, msgspec.Meta(max_length=150, pattern=NO_NUL)] | None = None
+    tags: KbTags | None = None
+    deleted: bool = False
+
+
 class Standing(Read):
     group: Group
     health: int  # 0–100

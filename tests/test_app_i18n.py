@@ -17,6 +17,7 @@ from mobile.i18n import CATALOGUES, DEFAULT_LOCALE, EN, LOCALES, ZH, pick_locale
 from mobile.ui import screens
 from shared import complaints as complaint_rules
 from shared import imports as import_rules
+from shared import kb
 from shared import sync as proto
 from shared.enums import (
     ComplaintCategory,
@@ -173,6 +174,7 @@ DYNAMIC: dict[str, set[str]] = {
     "channel.": {c.value for c in InteractionChannel} | {c.value for c in OrderChannel},
     "complaint.": {s.value for s in ComplaintStatus},
     "complaint.step.": set(complaint_rules.STEPS),  # the card's step buttons and late marks
+    "kb.topic.": set(kb.TOPICS),  # the knowledge base's topic chips
     "category.": {c.value for c in ComplaintCategory},
     "role.": {r.value for r in Role},
     "card.tier.": {v.value for v in ValueTier},

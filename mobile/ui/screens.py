@@ -11,6 +11,7 @@ from mobile.i18n import CATALOGUES
 from mobile.state import FILTERS, AppState, money
 from mobile.ui.common import Field, ago, header, local_time, muted, pill, sync_badge, sync_label
 from mobile.ui.imports import import_panel
+from shared import kb
 from shared.phones import display as display_phone
 
 BIG = 48  # minimum height of a tap target (one-handed use)
@@ -593,3 +594,56 @@ def DeskScreen(state: AppState) -> ft.Control:
 
 
 __all__ = ["CustomersScreen", "DeskScreen", "LoginScreen", "MessagesScreen", "SyncScreen", "TodayScreen", "sync_label"]
+
+
+@ft.component
+def KbScreen(state: AppState) -> ft.Control:
+    """知识库: return policy, product care, delivery, warranty, service — searched on the phone
+    (shared/kb.py), so it answers in a shop without network. A tap opens an article in place."""
+    hits = state.kb_hits()
+    english = state.locale == "en"
+    rows: list[ft.Control] = [
+        Field("kb-search", state.tr("kb.search"), state.kb_query, state.kb_search, icon=ft.Icons.SEARCH),
+        ft.Row(
+            [
+                ft.Chip(
+                    key=f"kb-topic-{topic}",
+                    label=ft.Text(state.tr(f"kb.topic.{topic}")),
+                    selected=state.kb_topic == topic,
+                    on_select=lambda e, topic=topic: state.kb_choose_topic(topic),
+                )
+                for topic in kb.TOPICS
+            ],
+            wrap=True,
+            spacing=6,
+        ),
+    ]
+    if not hits:
+        rows.append(muted(state.tr("kb.none")))
+    for article in hits:
+        title = article.title_en if english and article.title_en else article.title
+        opened = state.kb_open == article.id
+        item: list[ft.Control] = [
+            ft.Row(
+                [
+                    ft.Icon(ft.Icons.MENU_BOOK, size=18, color=ft.Colors.BLUE_700),
+                    ft.Text(title, weight=ft.FontWeight.BOLD, expand=True),
+                    muted(state.tr(f"kb.topic.{article.topic}")),
+                ]
+            )
+        ]
+        if opened:
+            item.append(ft.Text(article.body, size=14, selectable=True, key=f"kb-body-{article.code}"))
+            if article.tags:
+                item.append(muted(" · ".join(article.tags.split(","))))
+        rows.append(
+            ft.Container(
+                ft.Column(item, spacing=4),
+                key=f"kb-{article.code}",
+                padding=10,
+                border_radius=8,
+                border=ft.Border.all(1, ft.Colors.BLUE_200 if opened else ft.Colors.GREY_300),
+                on_click=lambda e, a=article.id: state.kb_toggle(a),
+            )
+        )
+    return ft.Column(rows, scroll=ft.ScrollMode.AUTO, expand=True, spacing=8)

@@ -12,7 +12,15 @@ from mobile.state import AppState
 from mobile.ui.card import CardScreen, OpportunityScreen
 from mobile.ui.common import sync_badge
 from mobile.ui.desktop import BoardScreen, ReportsScreen, RolloutScreen, feedback_sheet
-from mobile.ui.screens import CustomersScreen, DeskScreen, LoginScreen, MessagesScreen, SyncScreen, TodayScreen
+from mobile.ui.screens import (
+    CustomersScreen,
+    DeskScreen,
+    KbScreen,
+    LoginScreen,
+    MessagesScreen,
+    SyncScreen,
+    TodayScreen,
+)
 
 TABS = (
     ("/", "nav.today", ft.Icons.TODAY_OUTLINED, ft.Icons.TODAY),
@@ -113,7 +121,18 @@ def Shell(state: AppState, body: ft.Control) -> ft.Control:
                     if state.route.count("/") > 1
                     else []
                 ),
-                ft.Text(state.tr(shown[index][1]), size=20, weight=ft.FontWeight.BOLD, expand=True),
+                ft.Text(
+                    state.tr("kb.title" if state.route.startswith("/kb") else shown[index][1]),
+                    size=20,
+                    weight=ft.FontWeight.BOLD,
+                    expand=True,
+                ),
+                ft.IconButton(
+                    ft.Icons.MENU_BOOK_OUTLINED,
+                    key="kb-open",
+                    tooltip=state.tr("kb.title"),
+                    on_click=lambda e: state.go("/kb"),
+                ),
                 *(
                     [
                         ft.IconButton(
@@ -201,6 +220,7 @@ def App(state: AppState) -> ft.Control:
             ft.Route(path="opportunities/:id", component=lambda: OpportunityRoute(state)),
             ft.Route(path="messages", component=lambda: Shell(state, MessagesScreen(state))),
             ft.Route(path="sync", component=lambda: Shell(state, SyncScreen(state))),
+            ft.Route(path="kb", component=lambda: Shell(state, KbScreen(state))),
             ft.Route(path="desk", component=lambda: Shell(state, DeskScreen(state))),
             ft.Route(path="board", component=lambda: Shell(state, BoardScreen(state))),
             ft.Route(path="reports", component=lambda: Shell(state, ReportsScreen(state))),

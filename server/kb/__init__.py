@@ -1,0 +1,1 @@
+"""The knowledge base: return policy, product care, delivery, warranty and service, in Chinese."""
