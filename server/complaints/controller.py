@@ -3,7 +3,6 @@ call-back)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -12,9 +11,8 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from server.complaints import service
-from server.customers.service import decode_cursor, encode_cursor
+from server.customers.service import decode_time_cursor, encode_cursor
 from server.deps import CallerDep
-from server.errors import Invalid
 from shared.wire import NO_NUL, ComplaintCreate, ComplaintOut, ComplaintPage, ComplaintStep
 
 
@@ -35,13 +33,7 @@ class ComplaintController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=service.MAX_LIST)] = 50,
         cursor: Annotated[str | None, QueryParameter(max_length=200, pattern=NO_NUL)] = None,
     ) -> ComplaintPage:
-        after = None
-        if cursor:
-            opened, ident = decode_cursor(cursor, 2)
-            try:
-                after = (dt.datetime.fromisoformat(opened), uuid.UUID(ident))
-            except ValueError:
-                raise Invalid("cursor is not valid", field="cursor") from None
+        after = decode_time_cursor(cursor)
         items, next_after = await service.list_complaints(
             caller=caller, status=status, late=late, customer_id=customer_id, limit=limit, cursor=after
         )

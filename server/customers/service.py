@@ -59,6 +59,17 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
         raise Invalid("cursor is not valid; pass back the next_cursor of the previous page", field="cursor") from None
 
 
+def decode_time_cursor(cursor: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
+    """A (timestamp, id) keyset cursor — lists ordered by a time, then id (tasks, complaints)."""
+    if not cursor:
+        return None
+    moment, ident = decode_cursor(cursor, 2)
+    try:
+        return dt.datetime.fromisoformat(moment), uuid.UUID(ident)
+    except ValueError:
+        raise Invalid("cursor is not valid", field="cursor") from None
+
+
 async def resolve_merged(customer_id: uuid.UUID) -> uuid.UUID:
     """The customer an id means now: itself, or, after a merge, the survivor (aliases are kept
     pointing at the last survivor of a chain of merges)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated
 
@@ -10,9 +9,8 @@ from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
-from server.customers.service import decode_cursor, encode_cursor
+from server.customers.service import decode_time_cursor, encode_cursor
 from server.deps import CallerDep
-from server.errors import Invalid
 from server.tasks import service
 from shared.wire import NO_NUL, TaskCreate, TaskOut, TaskPage, TaskReassign, TaskSnooze
 
@@ -31,13 +29,7 @@ class TaskController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, QueryParameter(max_length=200, pattern=NO_NUL)] = None,
     ) -> TaskPage:
-        after = None
-        if cursor:
-            due, task_id = decode_cursor(cursor, 2)
-            try:
-                after = (dt.datetime.fromisoformat(due), uuid.UUID(task_id))
-            except ValueError:
-                raise Invalid("cursor is not valid", field="cursor") from None
+        after = decode_time_cursor(cursor)
         items, next_after = await service.list_tasks(caller=caller, view=view, limit=limit, cursor=after)
         return TaskPage(items=items, next_cursor=encode_cursor(*next_after) if next_after else None)
 
