@@ -312,6 +312,24 @@ MESSAGE_BODIES = [
     "微信发了{cat}的报价单",
     "客户微信询问{cat}有没有现货",
 ]
+# What was offered (once a first solution was given), by category; picked by the complaint's text,
+# so the random stream of the demo stays as it was.
+RESOLUTIONS = {
+    ComplaintCategory.QUALITY: ["上门检测后免费更换", "补发新的配件并上门安装", "同款换新，并赠送保养套装"],
+    ComplaintCategory.DELIVERY: ["重新预约送货时间，并赠送靠垫一个", "补发受损部件，给予2%补偿券"],
+    ComplaintCategory.INSTALLATION: ["安排资深师傅重新上门安装", "上门调整并修补墙面"],
+    ComplaintCategory.SERVICE: ["店长致电道歉并补发赠品", "专人跟进，当天给出答复"],
+    ComplaintCategory.PRICE: ["按30天保价政策退还差价"],
+    ComplaintCategory.OTHER: ["核实后补录积分", "重新开具发票并快递寄出"],
+}
+CALLBACK_NOTES = {
+    5: "客户很满意",
+    4: "客户认可处理结果",
+    3: "客户表示一般",
+    2: "客户仍不太满意，店长再跟进",
+    1: "客户不满意，已升级区域经理",
+}
+
 COMPLAINTS = {
     ComplaintCategory.QUALITY: [
         "沙发坐垫使用两个月出现塌陷",
@@ -551,6 +569,8 @@ class ComplaintRow(NamedTuple):
     solved_at: datetime | None
     callback_at: datetime | None
     satisfaction: int | None
+    resolution: str
+    callback_note: str
 
 
 class TaskRow(NamedTuple):
@@ -1263,8 +1283,12 @@ class DemoChain:
             times[index] = at
         satisfaction = rng.choices((5, 4, 3, 2, 1), weights=(45, 30, 13, 7, 5))[0] if reached == 4 else None
         owner_id = store.manager_id if rng.random() < 0.4 else rep_id
+        description = rng.choice(COMPLAINTS[category])
+        offers = RESOLUTIONS[category]
+        resolution = offers[len(description) % len(offers)] if reached >= 2 else ""
+        note = CALLBACK_NOTES[satisfaction] if satisfaction is not None else ""
         rows.add(ComplaintRow(uuid7(), store.id, customer_id, owner_id, category, status,
-                              rng.choice(COMPLAINTS[category]), opened_at, *times, satisfaction))  # fmt: skip
+                              description, opened_at, *times, satisfaction, resolution, note))  # fmt: skip
         if status == ComplaintStatus.SOLVED and times[2] is not None:
             candidates.callbacks.append((customer_id, times[2]))
 
