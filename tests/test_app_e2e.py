@@ -229,3 +229,20 @@ async def test_a_shanghai_rep_never_sees_beijing_customers(web, browser, live_se
     finally:
         db.close()
     assert held == {str(stores["SH-PD"])}
+
+
+async def test_the_knowledge_base_answers_in_chinese_in_the_browser(web, browser, live_server):
+    """知识库 from the top bar: a Chinese search on the phone's own copy, an article opened — drawn
+    with the bundled font (the screenshot shows it)."""
+    context, page = await open_app(browser, web.url)
+    try:
+        await sign_in(page, "rep.shpd")
+        await page.get_by_text("已同步").first.wait_for(timeout=60_000)
+        await tap_until(page, page.get_by_role("button", name="知识库"), page.get_by_text("退换政策"))
+        await type_into(page, "搜索：退货、沙发保养、质保…", "床垫")
+        article = page.get_by_text("床垫使用与翻面")
+        await article.first.wait_for(timeout=30_000)
+        await tap_until(page, article.first, page.get_by_text(re.compile("每2周调转一次头尾")))
+        await screenshot(page, "knowledge-base")
+    finally:
+        await context.close()

@@ -633,7 +633,7 @@ def KbScreen(state: AppState) -> ft.Control:
             )
         ]
         if opened:
-            item.append(ft.Text(article.body, size=14, selectable=True, key=f"kb-body-{article.code}"))
+            item.append(ft.Text(article.body, size=14, key=f"kb-body-{article.code}"))
             if article.tags:
                 item.append(muted(" · ".join(article.tags.split(","))))
         rows.append(

@@ -127,11 +127,15 @@ def Shell(state: AppState, body: ft.Control) -> ft.Control:
                     weight=ft.FontWeight.BOLD,
                     expand=True,
                 ),
-                ft.IconButton(
-                    ft.Icons.MENU_BOOK_OUTLINED,
-                    key="kb-open",
-                    tooltip=state.tr("kb.title"),
-                    on_click=lambda e: state.go("/kb"),
+                ft.Semantics(  # a name for screen readers (and the browser tests): an icon alone has none
+                    content=ft.IconButton(
+                        ft.Icons.MENU_BOOK_OUTLINED,
+                        key="kb-open",
+                        tooltip=state.tr("kb.title"),
+                        on_click=lambda e: state.go("/kb"),
+                    ),
+                    label=state.tr("kb.title"),
+                    button=True,
                 ),
                 *(
                     [
