@@ -36,6 +36,7 @@ TABLE_REPORTS = (
     "rep_activity",
     "stores",
     "segments",
+    "complaints",
     "trend",
     "adoption",
 )

@@ -28,6 +28,7 @@ REPORTS = (
     "rep_activity",  # follow-ups per rep per day, tasks on time / overdue, contacts without follow-up
     "stores",  # store comparison
     "segments",  # customers by lifecycle segment: health, twelve months' sales, worth winning back
+    "complaints",  # the complaint loop's backlog now (awaiting each step, late) and the period's call-backs
     "targets",  # the chain's targets with period-over-period change
     "trend",  # week by week: new deals, won, follow-ups
     "adoption",  # roll-out: per store and wave, pilots against the rest

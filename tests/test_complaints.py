@@ -196,3 +196,42 @@ async def test_the_phone_runs_the_loop_offline_and_it_arrives_whole(devices, sto
     order = [row["opened_at"], row["history_retrieved_at"], row["first_response_at"], row["solved_at"]]
     assert order == sorted(order) and row["callback_at"] >= row["solved_at"]
     assert rep.one("SELECT status FROM complaints WHERE id = ?", (str(complaint),))["status"] == "closed"
+
+
+async def test_the_complaint_report_follows_the_backlog_and_drills_to_it(client, login, stores):
+    from server.analytics import service
+    from server.analytics.filters import Filters, today
+
+    now = dt.datetime.now(dt.UTC)
+    day = today(now)  # the chain's local date
+    f = Filters(start=day - dt.timedelta(days=29), end=day, store_ids=frozenset({stores["BJ-CY"]}))
+
+    async def backlog() -> dict[str, tuple[int, int]]:
+        table = await service.run("complaints", f, dt.datetime.now(dt.UTC))
+        keys = [c.key for c in table.columns]
+        rows = [dict(zip(keys, r, strict=True)) for r in table.rows]
+        for row, drill in zip(rows, table.drill, strict=True):  # every number drills to its complaints
+            if drill is not None:
+                listed = await service.drill(drill.kind, drill.params, f, dt.datetime.now(dt.UTC))
+                assert listed.total == row["complaints"], row
+        return {r["state_code"]: (r["complaints"], r["late"]) for r in rows}
+
+    before = await backlog()
+    customer_id = await _customer(client, login)
+    opened = await _open(client, login, customer_id, opened_at=(now - 3 * HOUR).isoformat())
+    cid = opened["id"]
+    after = await backlog()
+    assert after["history"] == (before["history"][0] + 1, before["history"][1] + 1)
+    assert after["respond"] == (before["respond"][0] + 1, before["respond"][1] + 1)
+    assert after["late"][0] == before["late"][0] + 1 and after["opened"][0] == before["opened"][0] + 1
+    await _step(client, login, cid, step="respond", text="上门处理")
+    await _step(client, login, cid, step="solve")
+    solved = await backlog()
+    assert solved["history"] == before["history"] and solved["respond"] == before["respond"]
+    assert solved["callback"][0] == before["callback"][0] + 1 and solved["late"] == before["late"]
+    await _step(client, login, cid, step="callback", satisfaction=5)
+    done = await backlog()
+    assert done["callback"] == before["callback"] and done["rated"][0] == before["rated"][0] + 1
+    headers = await login("manager.bjcy")
+    answer = await client.get("/api/reports/drill/complaints", params={"waiting": "soon"}, headers=headers)
+    assert answer.status_code == 422 and "waiting must be one of history, respond, callback, late" in answer.text

@@ -455,7 +455,7 @@ def _chart_box(title: str, chart: ft.Control, legend: list[ft.Control] | None = 
     )
 
 
-HIDDEN = {"id", "stage_code", "segment_code", "metric_key", "unit", "better"}
+HIDDEN = {"id", "stage_code", "segment_code", "state_code", "metric_key", "unit", "better"}
 
 
 def _shown(state: AppState, key: str, keys: set[str]) -> bool:

@@ -39,6 +39,7 @@ from server.errors import DomainError, Invalid, NotFound
 from server.opportunities.tables import Opportunity
 from server.rules.service import CONTACT_KINDS, FOLLOW_UP_KINDS
 from server.values import as_date, money, utc
+from shared.complaints import CALLBACK_HOURS, HISTORY_MINUTES, SOLUTION_MINUTES
 from shared.enums import Group
 from shared.reports import REPORTS as REPORT_NAMES
 from shared.reports import Column, Drill, Table
@@ -59,6 +60,7 @@ TITLES: dict[str, tuple[str, str]] = {
     "rep_activity": ("导购跟进与任务", "Rep activity"),
     "stores": ("门店对比", "Store comparison"),
     "segments": ("客户分群", "Customer segments"),
+    "complaints": ("投诉处理", "Complaint handling"),
     "targets": ("目标达成", "Targets"),
     "trend": ("周趋势", "Weekly trend"),
     "adoption": ("推广使用情况", "Adoption"),
@@ -936,6 +938,106 @@ async def stores(f: Filters, now: dt.datetime) -> Table:
 # --- targets ---------------------------------------------------------------------------------------
 
 
+# The complaint loop's backlog now (shared/complaints.py's clocks): what each waiting state means,
+# and when an item in it is late.
+_LIVE = "p.status IN ('open', 'in_progress')"
+WAITING = {
+    "history": (f"{_LIVE} AND p.history_retrieved_at IS NULL", "p.opened_at", HISTORY_MINUTES),
+    "respond": (f"{_LIVE} AND p.first_response_at IS NULL", "p.opened_at", SOLUTION_MINUTES),
+    "callback": ("p.status = 'solved' AND p.callback_at IS NULL", "p.solved_at", CALLBACK_HOURS * 60),
+}
+WAITING_NAMES = {
+    "history": ("待调取记录", "Awaiting history"),
+    "respond": ("待给出方案", "Awaiting a first solution"),
+    "callback": ("待满意度回访", "Awaiting the call-back"),
+    "late": ("已超时（合计）", "Late (any step)"),
+}
+
+
+def _waiting_sql(q: Sql, state: str, now: dt.datetime) -> str:
+    """Complaints in a waiting state now (``late``: past any step's time)."""
+    if state != "late":
+        return f"({WAITING[state][0]})"
+    terms = [
+        f"({cond} AND {since} < {q(now - dt.timedelta(minutes=minutes))})" for cond, since, minutes in WAITING.values()
+    ]
+    return f"({' OR '.join(terms)})"
+
+
+async def complaints_report(f: Filters, now: dt.datetime) -> Table:
+    """The complaint loop for the covered stores (a rep: their own): the backlog now — awaiting
+    history, a first solution, the call-back, and how many of each are late, with the longest
+    wait — then the period's new complaints and call-backs with their average satisfaction. Each
+    row drills to its complaints."""
+    first = Sql()
+    parts = []
+    for state, (cond, since, minutes) in WAITING.items():
+        parts.append(
+            f"SELECT {first(state)} AS state, COUNT(*) AS n, "
+            f"SUM(CASE WHEN {since} < {first(now - dt.timedelta(minutes=minutes))} THEN 1 ELSE 0 END) AS late, "
+            f"MIN({since}) AS oldest FROM complaints p WHERE p.deleted = false AND {cond} "
+            f"AND {first.stores(f, 'p.store_id')} AND {first.owner(f, 'p.owner_id')}"
+        )
+    parts.append(
+        f"SELECT {first('late')} AS state, COUNT(*) AS n, COUNT(*) AS late, MIN(p.opened_at) AS oldest "
+        f"FROM complaints p WHERE p.deleted = false AND {_waiting_sql(first, 'late', now)} "
+        f"AND {first.stores(f, 'p.store_id')} AND {first.owner(f, 'p.owner_id')}"
+    )
+    second = Sql()
+    rated = "p.satisfaction IS NOT NULL AND {}"
+    period = (
+        f"SELECT SUM(CASE WHEN {second.period(f, 'p.opened_at')} THEN 1 ELSE 0 END) AS opened, "
+        f"SUM(CASE WHEN {rated.format(second.period(f, 'p.callback_at'))} THEN 1 ELSE 0 END) AS rated, "
+        f"AVG(CASE WHEN {rated.format(second.period(f, 'p.callback_at'))} THEN p.satisfaction END) "
+        f"AS satisfaction FROM complaints p WHERE p.deleted = false "
+        f"AND {second.stores(f, 'p.store_id')} AND {second.owner(f, 'p.owner_id')}"
+    )
+    backlog, totals = await asyncio.gather(first.rows(" UNION ALL ".join(parts)), second.rows(period))
+    found = {str(r["state"]): r for r in backlog}
+    rows: list[list[Any]] = []
+    drill: list[Drill | None] = []
+    for state, (zh, en) in WAITING_NAMES.items():
+        r = found.get(state, {})
+        n = _int(r.get("n"))
+        oldest = utc(r.get("oldest"))
+        hours = round((now - oldest).total_seconds() / 3600, 1) if oldest and n else None
+        rows.append([zh, en, state, n, _int(r.get("late")), hours, None])
+        drill.append(Drill(kind="complaints", params={"waiting": state}) if n else None)
+    t = totals[0] if totals else {}
+    satisfaction = _num(t.get("satisfaction"))
+    rows.append(["本期新投诉", "New in the period", "opened", _int(t.get("opened")), None, None, None])
+    drill.append(Drill(kind="complaints") if _int(t.get("opened")) else None)
+    rows.append(
+        [
+            "本期回访",
+            "Call-backs in the period",
+            "rated",
+            _int(t.get("rated")),
+            None,
+            None,
+            round(satisfaction, 1) if satisfaction is not None else None,
+        ]
+    )
+    drill.append(Drill(kind="complaints", params={"rated": "1"}) if _int(t.get("rated")) else None)
+    columns = [
+        _col("state", "状态", "State (Chinese)"),
+        _col("state_en", "状态（英文）", "State"),
+        _col("state_code", "状态代码", "State code"),
+        _col("complaints", "投诉数", "Complaints", "int"),
+        _col("late", "其中超时", "Of which late", "int"),
+        _col("oldest_hours", "最久已等（小时）", "Longest wait (hours)", "number"),
+        _col("satisfaction", "平均满意度", "Average satisfaction", "number"),
+    ]
+    notes = (
+        f"时限：{HISTORY_MINUTES} 分钟内调取记录，{SOLUTION_MINUTES} 分钟内给出方案，"
+        f"解决后 {CALLBACK_HOURS} 小时内回访。前四行是此刻的积压（不受时段影响），后两行按所选时段统计。",
+        f"Times: history within {HISTORY_MINUTES} minutes, a first solution within {SOLUTION_MINUTES}, the "
+        f"call-back within {CALLBACK_HOURS} hours of solving. The first four rows are the backlog now (the period "
+        "does not apply); the last two count the period.",
+    )
+    return _table("complaints", columns, rows, f, now, drill=drill, notes=notes)
+
+
 SEGMENT_NAMES = {
     Group.NEW: ("新客", "New"),
     Group.REPEAT: ("复购客户", "Repeat"),
@@ -1402,6 +1504,7 @@ _FUNCTIONS: dict[str, ReportFn] = {
     "rep_activity": rep_activity,
     "stores": stores,
     "segments": segments_report,
+    "complaints": complaints_report,
     "targets": targets,
     "trend": trend,
 }
@@ -1730,12 +1833,19 @@ async def _drill_customers(params: dict[str, str], f: Filters, now: dt.datetime,
 
 async def _drill_complaints(params: dict[str, str], f: Filters, now: dt.datetime, limit: int):
     """Complaints opened in the period: ``owner``; ``repeat=1``: whose customer had another in the 30
-    days before. ``rated=1``: instead, the call-backs rated in the period."""
+    days before. ``rated=1``: instead, the call-backs rated in the period. ``waiting`` history |
+    respond | callback | late: instead, those waiting for that step now (the period does not apply)."""
     owner = _ident(params, "owner")
     repeat, rated = _flag(params, "repeat"), _flag(params, "rated")
+    waiting = _choice(params, "waiting", tuple(WAITING_NAMES))
 
     def body(q: Sql) -> str:
-        when = f"p.satisfaction IS NOT NULL AND {q.period(f, 'p.callback_at')}" if rated else q.period(f, "p.opened_at")
+        if waiting is not None:
+            when = _waiting_sql(q, waiting, now)
+        elif rated:
+            when = f"p.satisfaction IS NOT NULL AND {q.period(f, 'p.callback_at')}"
+        else:
+            when = q.period(f, "p.opened_at")
         where = [f"p.deleted = false AND {when} AND {q.stores(f, 'p.store_id')} AND {q.owner(f, 'p.owner_id')}"]
         if owner is not None:
             where.append(f"p.owner_id = {q(owner)}")
@@ -1848,7 +1958,7 @@ DRILLS: dict[str, tuple[frozenset[str], DrillFn]] = {
     "deals": (frozenset({"stage", "owner", "id", "status", "close_month"}), _drill_deals),
     "tasks": (frozenset({"owner", "state"}), _drill_tasks),
     "customers": (frozenset({"owner", "no_follow_up", "segment", "win_back"}), _drill_customers),
-    "complaints": (frozenset({"owner", "repeat", "rated"}), _drill_complaints),
+    "complaints": (frozenset({"owner", "repeat", "rated", "waiting"}), _drill_complaints),
     "interactions": (frozenset({"user"}), _drill_interactions),
 }
 MAX_DRILL_LIMIT = 10_000
