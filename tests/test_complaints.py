@@ -140,6 +140,12 @@ async def test_late_complaints_are_listed_and_device_times_are_kept_in_bounds(cl
         headers=await login("rep.bjcy"),
     )
     assert no_zone.status_code == 422 and "time zone offset" in no_zone.text
+    blank = await client.post(
+        "/api/complaints",
+        json={"customer_id": customer_id, "category": "price", "description": "   "},
+        headers=await login("rep.bjcy"),
+    )
+    assert blank.status_code == 422 and "say what the customer complains about" in blank.text
     for status, words in (("maybe", "status must be one of"),):
         answer = await client.get("/api/complaints", params={"status": status}, headers=await login("rep.bjcy"))
         assert answer.status_code == 422 and words in answer.text

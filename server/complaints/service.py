@@ -116,6 +116,8 @@ async def open_complaint(*, caller: Caller, data: ComplaintCreate, ident: uuid.U
     caller when the customer has none)."""
     from server.customers.service import load_customer_scope
 
+    if not data.description.strip():
+        raise Invalid("say what the customer complains about", field="description")
     now = _now()
     opened = _when(data.opened_at, "opened_at", not_before=None, now=now)
     complaint_id = ident or uuid7()
