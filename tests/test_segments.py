@@ -283,16 +283,20 @@ async def test_a_bad_segment_is_refused(shop):
 
 
 async def test_the_nightly_check_scores_once_a_night(world):
-    fresh = await world.shop()
-    customer = await fresh.customer()
-    await fresh.order(customer, NOW - 3 * DAY, "700", world.categories["sofa"])
+    fresh, other = await world.shop(), await world.shop()
+    for shop in (fresh, other):
+        customer = await shop.customer()
+        await shop.order(customer, NOW - 3 * DAY, "700", world.categories["sofa"])
     night = dt.datetime(2026, 11, 20, 3, 0, tzinfo=SH)  # NOW is 20:00 in Shanghai that day
     assert segments.due_since(NOW) == night
     assert segments.due_since(night.astimezone(dt.UTC) - dt.timedelta(minutes=1)) == night - DAY
-    ours = [fresh.id]
-    assert await segments.score_if_due(NOW, stores=ours) == 1  # never scored: at once
+    ours = [fresh.id, other.id]
+    # a store scored by hand during the day does not hold the other back, nor is scored twice
+    assert await segments.score_all(NOW, [other.id]) == 1
+    assert await segments.score_if_due(NOW, stores=ours) == 1  # fresh, never scored: at once
     assert await segments.score_if_due(NOW + dt.timedelta(hours=6), stores=ours) == 0  # 02:00 next day
-    assert await segments.last_scored(ours) == NOW
+    assert await segments.last_scored([fresh.id]) == NOW
     next_night = (night + DAY).astimezone(dt.UTC)
-    assert await segments.score_if_due(next_night + dt.timedelta(minutes=1), stores=ours) == 1
-    assert await segments.last_scored(ours) == next_night + dt.timedelta(minutes=1)
+    assert await segments.score_if_due(next_night + dt.timedelta(minutes=1), stores=ours) == 2
+    done = await segments.scored_at()
+    assert done[fresh.id] == done[other.id] == next_night + dt.timedelta(minutes=1)

@@ -184,11 +184,26 @@ def due_since(now: dt.datetime) -> dt.datetime:
     return at.astimezone(dt.UTC)
 
 
+async def scored_at() -> dict[uuid.UUID, dt.datetime]:
+    """Each store's latest scoring (stores never scored are absent)."""
+    from server.analytics.tables import CustomerStanding
+
+    rows = await CustomerStanding.raw(
+        "SELECT store_id, MAX(computed_at) AS at FROM customer_standings GROUP BY store_id"
+    )
+    return {as_uuid(r["store_id"]): utc(r["at"]) for r in rows}
+
+
 async def score_if_due(now: dt.datetime | None = None, stores: list[uuid.UUID] | None = None) -> int:
-    """The scheduler's hourly check: score everyone (or those stores) unless that was done since the
-    last 03:00 — a fresh database is scored at once, a missed night at the first check after it."""
+    """The scheduler's hourly check: score each store (of those given, else all) not scored since
+    the last 03:00 — a fresh database at once, a missed night at the first check after it; a store
+    scored by hand during the day is not scored again, and does not hold the others back."""
+    from server.stores.tables import Store
+
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    last = await last_scored(stores)
-    if last is not None and last >= due_since(now):
-        return 0
-    return await score_all(now, stores)
+    if stores is None:
+        stores = [r["id"] for r in await Store.select(Store.id).order_by(Store.code)]
+    done, since = await scored_at(), due_since(now)
+    ids = [as_uuid(s) for s in stores]
+    due = [s for s in ids if s not in done or done[s] < since]
+    return await score_all(now, due) if due else 0
