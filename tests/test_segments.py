@@ -300,3 +300,18 @@ async def test_the_nightly_check_scores_once_a_night(world):
     assert await segments.score_if_due(next_night + dt.timedelta(minutes=1), stores=ours) == 2
     done = await segments.scored_at()
     assert done[fresh.id] == done[other.id] == next_night + dt.timedelta(minutes=1)
+
+
+async def test_a_customer_deleted_since_the_scoring_leaves_the_report_at_once(world):
+    from server.customers.tables import Customer
+
+    store = await world.shop()
+    kept, gone = await store.customer(), await store.customer()
+    for person in (kept, gone):
+        await store.order(person, NOW - 10 * DAY, "900", world.categories["sofa"])
+    assert await segments.score_store(store.id, NOW) == 2
+    f = Filters(start=NOW.date(), end=NOW.date(), store_ids=frozenset({store.id}))
+    assert (await service.run("segments", f, NOW)).rows[-1][3] == 2
+    await Customer.update({Customer.deleted: True}).where(Customer.id == gone.id)  # merged away, say
+    table = await service.run("segments", f, NOW)
+    assert table.rows[-1][3] == 1 and "近12个月有消费的 1 位客户" in table.notes_zh
